@@ -1,0 +1,1 @@
+"""qconvert: export and compress neural networks, and prove each artifact in its own runtime."""
