@@ -1,0 +1,37 @@
+# `make demo` and `make test` each do all of their own set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODELS := build/models
+DEMO := build/demo
+
+.PHONY: venv models demo test bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+$(MODELS)/manifest.json: $(STAMP) $(wildcard models/*.py)
+	$(PY) -m models.build --out $(MODELS)
+
+models: $(MODELS)/manifest.json
+
+demo: models
+	$(PY) -m qconvert $(MODELS)/unet.h5 --to all -o $(DEMO)/unet
+	$(PY) -m qconvert models/vgg_torch.py:build --weights $(MODELS)/vgg_weights.pt --trust-code \
+		--input-shape 1,3,32,32 --to all -o $(DEMO)/vgg
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: models
+	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
+
+clean:
+	rm -rf build qconvert-out

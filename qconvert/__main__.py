@@ -1,0 +1,3 @@
+from qconvert.cli import main
+
+main()

@@ -1,0 +1,32 @@
+"""Write the IR as .onnx files: as it is (fp32) or with fp16 weights and compute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+# Ops whose fp16 form loses accuracy (exp/log ranges, long reductions, normalisation statistics) or
+# that onnxruntime runs in fp32 anyway: they stay fp32, with Casts around them.
+FP16_KEEP_FP32 = [
+    "Softmax", "LogSoftmax", "LayerNormalization", "ReduceMean", "ReduceSum", "ReduceSumSquare",
+    "ReduceL2", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Range", "CumSum",
+]
+
+
+def emit_fp32(model: ir.Model, path: Path) -> None:
+    ir.save(model, path)
+
+
+def emit_fp16(model: ir.Model, path: Path) -> None:
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    proto = ir.serde.serialize_model(model)
+    half = convert_float_to_float16(
+        proto,
+        keep_io_types=True,  # callers keep feeding and reading fp32
+        op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_KEEP_FP32)),
+        disable_shape_infer=False,
+    )
+    onnx.save(half, str(path))

@@ -1,0 +1,35 @@
+"""Run an .onnx file in onnxruntime (CPU, or CUDA where the CUDA provider is installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qconvert.backends.session import DeviceUnavailable
+
+
+class OrtSession:
+    def __init__(self, path: str, device: str, threads: int):
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise DeviceUnavailable("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(path, options, providers=providers)
+        self.device = "cuda" if device == "cuda" else "cpu"
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, {n: feeds[n] for n in self.input_names})
+
+
+def open_session(path: str, options: dict, device: str, threads: int) -> OrtSession:
+    return OrtSession(path, device, threads)

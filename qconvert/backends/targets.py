@@ -1,0 +1,67 @@
+"""The target registry: every name a user can type after --to, and how it is emitted and run.
+
+Backends register their targets when their `targets` module is imported; BACKENDS lists those modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import onnx_ir as ir
+
+from qconvert.errors import UsageError
+
+BACKENDS = ["qconvert.backends.onnx.targets"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    runtime: str
+    description: str
+    suffix: str
+    emit: Callable[[ir.Model, Path], None]  # writes the artifact at the given path
+    opener: str  # "module:function" that opens the artifact as a Session in the child process
+    requires: tuple[str, ...] = ()  # Python modules the runtime needs
+    parity_floor_db: float = 60.0  # SQNR against the source below which the artifact is a failure
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def missing_modules(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    @property
+    def available(self) -> bool:
+        return not self.missing_modules()
+
+
+_REGISTRY: dict[str, Target] = {}
+
+
+def register(target: Target) -> Target:
+    if target.name in _REGISTRY:
+        raise RuntimeError(f"target {target.name} is registered twice")
+    _REGISTRY[target.name] = target
+    return target
+
+
+def all_targets() -> dict[str, Target]:
+    for module in BACKENDS:
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def resolve_targets(names: list[str]) -> list[Target]:
+    """Target names to Targets; `all` means every target available on this machine."""
+    targets = all_targets()
+    if "all" in names:
+        names = [n for n in names if n != "all"] + [n for n, t in targets.items() if t.available]
+    unknown = [n for n in names if n not in targets]
+    if unknown:
+        raise UsageError(f"unknown target {', '.join(unknown)}; valid targets: {', '.join(targets)}")
+    if not names:
+        raise UsageError(f"no target given; pass --to with one or more of: {', '.join(targets)}")
+    return [targets[n] for n in dict.fromkeys(names)]

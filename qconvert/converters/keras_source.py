@@ -1,0 +1,189 @@
+"""Keras sources: `.h5` (legacy HDF5 from tf.keras 2.x or Keras 3) and `.keras`, through tf2onnx.
+
+HDF5 files written by tf.keras 2.x load in tf-keras (Keras 2), which keeps their exact ops; files written
+by Keras 3 load in Keras 3. Both are wrapped in a tf.function with a dynamic batch and handed to tf2onnx.
+Lambda layers hold marshalled Python bytecode, so they load only with --trust-code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from qconvert.converters.input_spec import InputSpec
+from qconvert.converters.parity import check_ir_matches_source
+from qconvert.converters.source import Source
+from qconvert.errors import ExportError, SourceLoadError, UsageError
+from qconvert.ir.metadata import set_meta
+
+OPSET = 17
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def _h5_config(path: str) -> tuple[str, dict]:
+    """(keras_version, model_config) read straight from the HDF5 attributes, without loading."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            version = f.attrs.get("keras_version", b"")
+            config = f.attrs.get("model_config")
+    except OSError as error:
+        raise SourceLoadError(
+            f"cannot read {path} as HDF5 ({error}); the file is truncated or not a Keras model, save it again"
+        ) from error
+    if config is None:
+        raise SourceLoadError(f"{path} holds no model_config: it has weights only; save the whole model")
+    decode = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
+    return decode(version), json.loads(decode(config))
+
+
+def _v3_config(path: str) -> dict:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, OSError) as error:
+        raise SourceLoadError(f"cannot read {path} as a .keras archive ({error}); save it again") from error
+
+
+def _layer_classes(config) -> set[str]:
+    found = set()
+    if isinstance(config, dict):
+        if "class_name" in config:
+            found.add(config["class_name"])
+        for value in config.values():
+            found |= _layer_classes(value)
+    elif isinstance(config, list):
+        for value in config:
+            found |= _layer_classes(value)
+    return found
+
+
+def load_keras_model(path: str, options: dict):
+    if not Path(path).is_file():
+        raise UsageError(f"no such file: {path}")
+    suffix = Path(path).suffix.lower()
+    if suffix == ".h5":
+        version, config = _h5_config(path)
+    else:
+        version, config = "3", _v3_config(path)
+    trust = options.get("trust_code", False)
+    if "Lambda" in _layer_classes(config) and not trust:
+        raise UsageError(f"{path} has Lambda layers, whose code runs when loaded; pass --trust-code if you trust it")
+    _quiet_tensorflow()
+    try:
+        if suffix == ".h5" and not version.startswith("3"):
+            import tf_keras
+
+            return tf_keras.models.load_model(path, compile=False, safe_mode=not trust)
+        import keras
+
+        return keras.saving.load_model(path, compile=False, safe_mode=not trust)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SourceLoadError(
+            f"cannot load Keras model {path}: {message[:300]}; custom layers need their code registered"
+        ) from error
+
+
+def _input_specs(model) -> list[InputSpec]:
+    specs = []
+    for tensor in model.inputs:
+        name = getattr(tensor, "name", "input").split(":")[0]
+        dtype = getattr(tensor.dtype, "name", str(tensor.dtype))
+        specs.append(InputSpec(name, (None,) + tuple(tensor.shape[1:]), dtype))
+    return specs
+
+
+def _output_names(model) -> list[str]:
+    names = getattr(model, "output_names", None) or [
+        getattr(t, "name", f"output_{i}").split(":")[0].split("/")[0] for i, t in enumerate(model.outputs)
+    ]
+    return list(names)
+
+
+def _serving_function(model, specs: list[InputSpec]):
+    tf = _quiet_tensorflow()
+    signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
+
+    @tf.function(input_signature=signature)
+    def serve(*args):
+        outputs = model(list(args) if len(args) > 1 else args[0], training=False)
+        return outputs if isinstance(outputs, (list, tuple)) else [outputs]
+
+    return serve, signature
+
+
+def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_code: bool) -> Source:
+    if weights:
+        raise UsageError("--weights applies to file.py:factory sources; a Keras file carries its weights")
+    if input_specs:
+        raise UsageError(f"{path} records its input shapes; drop --input-shape")
+    options = {"trust_code": trust_code}
+    keras_model = load_keras_model(path, options)
+    specs = _input_specs(keras_model)
+    if any(d is None for s in specs for d in s.shape[1:]):
+        raise UsageError(f"{path} has inputs with unknown non-batch dimensions {[s.shape for s in specs]}; "
+                         "rebuild it with a fixed input shape")
+    serve, signature = _serving_function(keras_model, specs)
+    import tf2onnx
+
+    try:
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=OPSET)
+    except Exception as error:
+        raise ExportError(f"tf2onnx could not convert {path}: {str(error).splitlines()[0][:300]}") from error
+    model = ir.serde.deserialize_model(proto)
+    for value, name in zip(model.graph.outputs, _output_names(keras_model)):
+        value.name = name
+    set_meta(model, "source_framework", "keras")
+    fmt = "keras-h5" if path.lower().endswith(".h5") else "keras-v3"
+    set_meta(model, "source_format", fmt)
+    set_meta(model, "input_layouts", {s.name: ("NHWC" if len(s.shape) == 4 else "-") for s in specs})
+    check_ir_matches_source(model, _predictor(serve, specs), path)
+    return Source(path, "keras", fmt, model, os.path.getsize(path), options)
+
+
+def _predictor(serve, specs: list[InputSpec]):
+    def predict(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(o) for o in serve(*[feeds[s.name] for s in specs])]
+
+    return predict
+
+
+class KerasReference:
+    """The source Keras model, run as a compiled tf.function in a child process."""
+
+    def __init__(self, path: str, options: dict, device: str, threads: int):
+        tf = _quiet_tensorflow()
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        if device == "cuda":
+            gpus = tf.config.list_physical_devices("GPU")
+            if not gpus:
+                from qconvert.backends.session import DeviceUnavailable
+
+                raise DeviceUnavailable("tensorflow sees no GPU")
+            self.device = f"cuda ({gpus[0].name})"
+        else:
+            tf.config.set_visible_devices([], "GPU")
+            self.device = "cpu"
+        model = load_keras_model(path, options)
+        specs = _input_specs(model)
+        serve, _ = _serving_function(model, specs)
+        self.run = _predictor(serve, specs)
+
+
+def open_reference(path: str, options: dict, device: str, threads: int) -> KerasReference:
+    return KerasReference(path, options, device, threads)

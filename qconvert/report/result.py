@@ -1,0 +1,64 @@
+"""The result of a conversion: one row per artifact plus the source as reference."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Row:
+    target: str  # "source" for the reference row
+    runtime: str
+    status: str  # ok | failed | skipped | parity-failed
+    path: str | None = None
+    error: str | None = None
+    device: str | None = None
+    sqnr_db: float | None = None
+    max_abs_error: float | None = None
+    top1_agreement: float | None = None  # share of samples, 0..1
+    latency_ms: float | None = None  # median
+    latency_p90_ms: float | None = None
+    relative_time: float | None = None  # latency / source latency
+    size_mb: float | None = None
+    peak_rss_mb: float | None = None
+    convert_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "skipped")
+
+
+@dataclass
+class ConversionResult:
+    model: str
+    framework: str
+    format: str
+    out_dir: str
+    device: str
+    threads: int
+    batch: int
+    parity_samples: int
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.ok for row in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def row(self, target: str) -> Row:
+        return next(r for r in self.rows if r.target == target)
+
+    def to_dict(self) -> dict:
+        def clean(value):
+            if isinstance(value, float) and not math.isfinite(value):
+                return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+            return value
+
+        data = asdict(self)
+        data["rows"] = [{k: clean(v) for k, v in row.items()} for row in data["rows"]]
+        data["ok"] = self.ok
+        return data

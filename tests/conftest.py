@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny models of every source format, written once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_torch(tmp_path_factory) -> dict[str, Path]:
+    """The same tiny CNN as factory file, state_dict, TorchScript .pt and ExportedProgram .pt2."""
+    import torch
+
+    from tests.fixtures.tiny_torch import build
+
+    folder = tmp_path_factory.mktemp("tiny_torch")
+    factory = folder / "tiny_torch.py"
+    shutil.copy(FIXTURES / "tiny_torch.py", factory)
+    model = build()
+    example = torch.randn(2, 3, 16, 16)
+    torch.save(model.state_dict(), folder / "weights.pt")
+    torch.jit.save(torch.jit.trace(model, example), folder / "tiny.pt")
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}}), folder / "tiny.pt2")
+    return {"factory": factory, "weights": folder / "weights.pt", "pt": folder / "tiny.pt",
+            "pt2": folder / "tiny.pt2", "dir": folder}
+
+
+@pytest.fixture(scope="session")
+def tiny_keras(tmp_path_factory) -> dict[str, Path]:
+    """A tiny segmentation net saved by tf.keras 2 (.h5) and by Keras 3 (.h5 and .keras)."""
+    import keras
+    import tf_keras
+
+    folder = tmp_path_factory.mktemp("tiny_keras")
+
+    def build(layers):
+        inputs = layers.Input((16, 16, 3), name="image")
+        x = layers.Conv2D(8, 3, padding="same")(inputs)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        skip = x
+        x = layers.MaxPooling2D()(x)
+        x = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+        x = layers.UpSampling2D()(x)
+        x = layers.Concatenate()([x, skip])
+        return layers.Conv2D(1, 1, activation="sigmoid", name="mask")(x), inputs
+
+    tf_keras.utils.set_random_seed(0)
+    outputs, inputs = build(tf_keras.layers)
+    tf_keras.Model(inputs, outputs).save(folder / "k2.h5")
+    keras.utils.set_random_seed(0)
+    outputs, inputs = build(keras.layers)
+    model = keras.Model(inputs, outputs)
+    model.save(folder / "k3.h5")
+    model.save(folder / "k3.keras")
+    return {"h5": folder / "k2.h5", "k3_h5": folder / "k3.h5", "keras": folder / "k3.keras", "dir": folder}
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_torch, tmp_path_factory) -> Path:
+    from qconvert.converters import load_source
+    from qconvert.converters.input_spec import parse_input_shapes
+    from qconvert.ir import save_ir
+
+    source = load_source(str(tiny_torch["pt"]), input_specs=parse_input_shapes(["1,3,16,16"]))
+    return save_ir(source.ir, tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx")
