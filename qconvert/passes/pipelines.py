@@ -1,0 +1,64 @@
+"""Named pass pipelines, and the runner that turns a pass failure into a PassError."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
+
+from qconvert.errors import PassError
+from qconvert.passes.fold_batchnorm import FoldBatchNorm
+from qconvert.passes.fold_constants import FoldConstants
+from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
+from qconvert.passes.remove_identity import RemoveIdentity
+
+CLEANUP: list[ir.passes.PassBase] = [
+    # First: an Identity between Conv and BatchNormalization hides the pattern from
+    # FoldBatchNorm.
+    RemoveIdentity(),
+    # Before FoldBatchNorm: turns Constant nodes and constant subgraphs (Cast, Reshape of
+    # weights...) into the initializers FoldBatchNorm requires.
+    FoldConstants(),
+    FoldBatchNorm(),
+    # After every pass that leaves things behind: replaced weights, Constant/Shape nodes
+    # whose consumers were folded.
+    RemoveDeadNodes(),
+    # Last: FoldBatchNorm inserts nodes; emitters expect producers before consumers.
+    TopologicalSortPass(),
+]
+
+
+def run_pipeline(model: ir.Model, passes: Sequence[ir.passes.PassBase], name: str) -> ir.Model:
+    """Run ``passes`` in order on ``model`` and return the resulting model.
+
+    Raises PassError naming the failing pass and those that ran before it, e.g.
+    ``cleanup: pass FoldBatchNorm failed after [RemoveIdentity, FoldConstants]: ...``.
+    Also raises it when a pass changes the graph's input/output names or drops metadata.
+    """
+    done: list[str] = []
+    for pass_ in passes:
+        pass_name = type(pass_).__name__
+        where = f"{name}: pass {pass_name} failed after [{', '.join(done)}]"
+        names, metadata = _io_names(model), dict(model.metadata_props)
+        try:
+            model = pass_(model).model
+        except Exception as error:  # any failure inside a pass is reported the same way
+            raise PassError(f"{where}: {type(error).__name__}: {error}") from error
+        if _io_names(model) != names:
+            raise PassError(f"{where}: it renamed graph inputs/outputs {names} to {_io_names(model)}")
+        # Adding metadata is allowed; dropping or changing an entry is not.
+        lost = {k: v for k, v in metadata.items() if model.metadata_props.get(k) != v}
+        if lost:
+            raise PassError(f"{where}: it dropped or changed metadata_props {sorted(lost)}")
+        done.append(pass_name)
+    return model
+
+
+def cleanup(model: ir.Model) -> ir.Model:
+    """Run the CLEANUP pipeline."""
+    return run_pipeline(model, CLEANUP, "cleanup")
+
+
+def _io_names(model: ir.Model) -> tuple[list[str], list[str]]:
+    return [v.name for v in model.graph.inputs], [v.name for v in model.graph.outputs]
