@@ -108,11 +108,12 @@ def inspect_command(model, as_json, input_shapes, weights, trust_code, debug):
     from qconvert.converters import load_source
     from qconvert.converters.input_spec import parse_input_shapes
     from qconvert.ir.summary import summarize
+    from qconvert.passes import cleanup
 
     def load():
         source = load_source(model, input_specs=parse_input_shapes(list(input_shapes)), weights=weights,
                              trust_code=trust_code)
-        return source, summarize(source.ir)
+        return source, summarize(cleanup(source.ir))  # what the targets are emitted from
 
     source, summary = _run(debug, load)
     summary["file_mb"] = source.size_bytes / 1e6

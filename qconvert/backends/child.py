@@ -37,6 +37,18 @@ def _time_runs(session, feeds: dict, warmup: int, runs: int, min_seconds: float)
     return times
 
 
+def peak_rss_mb() -> float:
+    """VmHWM: this process's own peak. ru_maxrss would carry the forking parent's peak across exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main(request_path: str) -> int:
     from qconvert.backends.session import DeviceUnavailable
 
@@ -61,7 +73,7 @@ def main(request_path: str) -> int:
     except Exception as error:  # reported as a failed row by the parent, never raised there
         result = {"status": "failed", "error": f"{type(error).__name__}: {error}".splitlines()[0][:400],
                   "traceback": traceback.format_exc()}
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = peak_rss_mb()
     with open(request["result"], "w") as f:
         json.dump(result, f)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,18 @@ OPSET = 17
 
 
 def _quiet_tensorflow():
+    """Import tensorflow without its start-up chatter (absl writes to fd 2 before logging is set up)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")

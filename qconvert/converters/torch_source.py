@@ -31,10 +31,18 @@ OPSET = 18
 
 @contextlib.contextmanager
 def _quiet():
-    """torch.onnx prints progress and warnings; the CLI shows its own."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    """torch.onnx prints progress and logs warnings; the CLI shows its own."""
+    import logging
+
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _format_of(path: str) -> str:
@@ -90,6 +98,11 @@ def load_module(path: str, options: dict):
         raise UsageError("--weights applies to file.py:factory sources; a .pt/.pt2 file carries its weights")
     if not zipfile.is_zipfile(path):
         raise SourceLoadError(f"{path} is not a PyTorch archive (truncated or another format); save it again")
+    if fmt == "torchscript" and not any(n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()):
+        raise SourceLoadError(
+            f"{path} is a torch.save file (a state_dict or pickled module), not TorchScript; "
+            "give the model as file.py:factory with --weights " + Path(path).name
+        )
     try:
         with _quiet():
             if fmt == "torchscript":
@@ -154,23 +167,26 @@ def _flatten(outputs) -> list:
     return [outputs]
 
 
-def _name_of_failing_op(error: Exception) -> str:
-    text = str(error)
-    ops = re.findall(r"(aten::[\w.]+|aten\.[\w.]+|torch\.ops\.[\w.]+|prim::\w+)", text)
-    nodes = re.findall(r"node[ `'\"]+(\w+)", text)
-    where = ""
-    if ops:
-        where += f" at op {ops[0]}"
-    if nodes:
-        where += f" (node {nodes[0]})"
-    return where
+def _error_chain(error: BaseException) -> list[BaseException]:
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
 
 
 def _export_error(path: str, error: Exception) -> ExportError:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    detail = next((line for line in lines if "Error" in line or "error" in line), lines[0] if lines else "")
+    """One line naming the op and node that failed, taken from the innermost exporter error."""
+    chain = _error_chain(error)
+    text = "\n".join(str(e) for e in chain)
+    ops = re.findall(r"op='([\w.]+)'|(aten::[\w.]+|aten\.[\w.]+|prim::\w+)", text)
+    op = next((a or b for a, b in ops), None)
+    node = re.search(r"node %(\w+)", text)
+    where = (f" at op {op}" if op else "") + (f" (node {node.group(1)})" if node else "")
+    innermost = str(chain[-1]).strip().splitlines()
+    detail = innermost[0][:240] if innermost else type(chain[-1]).__name__
     return ExportError(
-        f"exporting {path} to ONNX failed{_name_of_failing_op(error)}: {detail[:300]}; "
+        f"exporting {path} to ONNX failed{where}: {detail}; "
         "rewrite or remove that op, or rerun with --debug for the full trace"
     )
 

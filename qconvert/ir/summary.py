@@ -17,7 +17,10 @@ def _shape(value: ir.Value) -> list:
 def summarize(model: ir.Model) -> dict:
     layouts = input_layouts(model)
     initializers = model.graph.initializers.values()
-    parameters = sum(int(np.prod(v.shape.dims)) for v in initializers if v.shape is not None)
+    # Parameters are the floating-point constants; integer ones are shapes and indices.
+    parameters = sum(
+        int(np.prod(v.shape.dims)) for v in initializers if v.shape is not None and v.dtype.is_floating_point()
+    )
     size = sum(v.const_value.nbytes for v in initializers if v.const_value is not None)
     ops = Counter(node.op_type for node in model.graph.all_nodes())
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+import onnx.numpy_helper
 import onnx_ir as ir
 
 # Ops whose fp16 form loses accuracy (exp/log ranges, long reductions, normalisation statistics) or
@@ -29,4 +30,14 @@ def emit_fp16(model: ir.Model, path: Path) -> None:
         op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_KEEP_FP32)),
         disable_shape_infer=False,
     )
+    _store_raw(half.graph)
     onnx.save(half, str(path))
+
+
+def _store_raw(graph: onnx.GraphProto) -> None:
+    """The fp16 converter stores halves as int32_data varints (up to 3 bytes each); raw_data takes 2."""
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type == onnx.TensorProto.FLOAT16 and not tensor.raw_data:
+            graph.initializer[index].CopyFrom(
+                onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor), tensor.name)
+            )
