@@ -12,7 +12,7 @@ import numpy as np
 
 from qconvert.backends.hardware import physical_cores
 from qconvert.backends.measure import Measurement, RunSettings, measure_in_child
-from qconvert.backends.targets import Target, resolve_targets
+from qconvert.backends.targets import EmitOptions, Target, resolve_targets
 from qconvert.converters import load_source
 from qconvert.converters.input_spec import parse_input_shapes
 from qconvert.converters.user_code import is_factory_spec, split_factory
@@ -77,6 +77,7 @@ def convert(
     weights: str | None = None,
     trust_code: bool = False,
     device: str = "cpu",
+    io_layout: str | None = None,
     threads: int | None = None,
     batch: int = 1,
     parity_samples: int = 16,
@@ -116,6 +117,7 @@ def convert(
     result.rows.append(source_row)
 
     stem = model_stem(model)
+    emit_options = EmitOptions(io_layout=io_layout)
     for target in targets:
         row = Row(target.name, target.runtime, "ok")
         result.rows.append(row)
@@ -128,7 +130,7 @@ def convert(
         began = time.perf_counter()
         try:
             with atomic_path(path) as tmp:
-                target.emit(graph, tmp)
+                target.emit(graph, tmp, emit_options)
         except Exception as error:  # one target failing must not stop the others
             row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
             continue

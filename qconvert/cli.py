@@ -66,6 +66,8 @@ def main():
 @click.option("--to", "to", required=True, help="Targets, comma separated (see `qconvert targets`).")
 @click.option("-o", "--out", "out_dir", default="qconvert-out", show_default=True, help="Output folder.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--io-layout", type=click.Choice(["nhwc", "nchw"]), default=None,
+              help="4-D input/output layout of the artifacts [the source's].")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for every runtime [physical cores].")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch for timing.")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
@@ -73,8 +75,8 @@ def main():
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @with_source_options
-def convert_command(model, to, out_dir, device, threads, batch, samples, runs, as_json, input_shapes,
-                    weights, trust_code, debug):
+def convert_command(model, to, out_dir, device, io_layout, threads, batch, samples, runs, as_json,
+                    input_shapes, weights, trust_code, debug):
     from rich.console import Console
     from rich.progress import Progress
 
@@ -87,8 +89,8 @@ def convert_command(model, to, out_dir, device, threads, batch, samples, runs, a
         task = bar.add_task("loading", total=2 * len(targets) + 2)
         step = lambda stage, name: bar.update(task, advance=1, description=f"{stage} {name}")  # noqa: E731
         result = _run(debug, convert, model, targets, out_dir=out_dir, input_shapes=input_shapes,
-                      weights=weights, trust_code=trust_code, device=device, threads=threads, batch=batch,
-                      parity_samples=samples, runs=runs, progress=step)
+                      weights=weights, trust_code=trust_code, device=device, io_layout=io_layout,
+                      threads=threads, batch=batch, parity_samples=samples, runs=runs, progress=step)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -19,12 +19,19 @@ BACKENDS = ["qconvert.backends.onnx.targets"]
 
 
 @dataclass(frozen=True)
+class EmitOptions:
+    """What the user chose that emitters need beyond the IR."""
+
+    io_layout: str | None = None  # nhwc | nchw: the artifact's 4-D input/output layout; None = the source's
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     runtime: str
     description: str
     suffix: str
-    emit: Callable[[ir.Model, Path], None]  # writes the artifact at the given path
+    emit: Callable[[ir.Model, Path, EmitOptions], None]  # writes the artifact at the given path
     opener: str  # "module:function" that opens the artifact as a Session in the child process
     requires: tuple[str, ...] = ()  # Python modules the runtime needs
     parity_floor_db: float = 60.0  # SQNR against the source below which the artifact is a failure

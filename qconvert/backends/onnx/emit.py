@@ -8,6 +8,8 @@ import onnx
 import onnx.numpy_helper
 import onnx_ir as ir
 
+from qconvert.backends.targets import EmitOptions
+
 # Ops whose fp16 form loses accuracy (exp/log ranges, long reductions, normalisation statistics) or
 # that onnxruntime runs in fp32 anyway: they stay fp32, with Casts around them.
 FP16_KEEP_FP32 = [
@@ -16,11 +18,11 @@ FP16_KEEP_FP32 = [
 ]
 
 
-def emit_fp32(model: ir.Model, path: Path) -> None:
+def emit_fp32(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> None:
     ir.save(model, path)
 
 
-def emit_fp16(model: ir.Model, path: Path) -> None:
+def emit_fp16(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> None:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     proto = ir.serde.serialize_model(model)
