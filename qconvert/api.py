@@ -130,14 +130,14 @@ def convert(
         began = time.perf_counter()
         try:
             with atomic_path(path) as tmp:
-                target.emit(graph, tmp, emit_options)
+                facts = target.emit(graph, tmp, emit_options) or {}
         except Exception as error:  # one target failing must not stop the others
             row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
             continue
         row.convert_s = time.perf_counter() - began
         row.path, row.size_mb = str(path), path.stat().st_size / 1e6
         notify("measure", target.name)
-        measurement = measure_in_child(target.opener, str(path), {}, feeds, timing_feeds, settings)
+        measurement = measure_in_child(target.opener, str(path), facts, feeds, timing_feeds, settings)
         row.status, row.error = measurement.status, measurement.error
         if measurement.status != "ok":
             continue

@@ -59,12 +59,16 @@ def main(request_path: str) -> int:
         session = _open(request["opener"], request["artifact"], request.get("options", {}),
                         request["device"], request["threads"])
         result["device"] = getattr(session, "device", request["device"])
+        # Feeds come in the IR's layout and dtypes; a session whose artifact differs (NHWC I/O, say)
+        # converts them once in prepare(), outside the timed runs, and converts outputs back in finish().
+        prepare = getattr(session, "prepare", lambda feeds: feeds)
+        finish = getattr(session, "finish", lambda outputs: outputs)
         with np.load(request["feeds"]) as data:
-            feeds = {k: data[k] for k in data.files}
-        outputs = session.run(feeds)
+            feeds = prepare({k: data[k] for k in data.files})
+        outputs = finish(session.run(feeds))
         np.savez(request["outputs"], *[np.asarray(o) for o in outputs])
         with np.load(request["timing_feeds"]) as data:
-            timing_feeds = {k: data[k] for k in data.files}
+            timing_feeds = prepare({k: data[k] for k in data.files})
         result["latencies_ms"] = _time_runs(
             session, timing_feeds, request["warmup"], request["runs"], request.get("min_seconds", 1.0)
         )

@@ -31,7 +31,9 @@ class Target:
     runtime: str
     description: str
     suffix: str
-    emit: Callable[[ir.Model, Path, EmitOptions], None]  # writes the artifact at the given path
+    # Writes the artifact at the given path; may return JSON-able facts about it (I/O layouts, scales)
+    # that the report keeps and the opener receives as its options.
+    emit: Callable[[ir.Model, Path, EmitOptions], dict | None]
     opener: str  # "module:function" that opens the artifact as a Session in the child process
     requires: tuple[str, ...] = ()  # Python modules the runtime needs
     parity_floor_db: float = 60.0  # SQNR against the source below which the artifact is a failure
