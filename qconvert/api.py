@@ -98,15 +98,17 @@ def convert(
     settings = RunSettings(device=device, threads=threads or physical_cores(), warmup=warmup, runs=runs)
 
     notify("load", "source")
+    began = time.perf_counter()
     source = load_source(model, input_specs=parse_input_shapes(list(input_shapes)), weights=weights,
                          trust_code=trust_code)
     graph = cleanup(source.ir)
+    load_s = time.perf_counter() - began
     specs = specs_from_ir(graph)
     feeds = random_feeds(specs, parity_samples, seed)
     timing_feeds = random_feeds(specs, batch, seed + 1)
     out.mkdir(parents=True, exist_ok=True)
     result = ConversionResult(model, source.framework, source.format, str(out), device, settings.threads,
-                              batch, next(iter(feeds.values())).shape[0])
+                              batch, next(iter(feeds.values())).shape[0], load_s)
 
     notify("measure", "source")
     reference = measure_in_child(source.reference_runner, source.path, source.load_options, feeds,

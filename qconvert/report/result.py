@@ -39,6 +39,7 @@ class ConversionResult:
     threads: int
     batch: int
     parity_samples: int
+    load_s: float | None = None  # reading the source and exporting it to the IR, adapter check included
     rows: list[Row] = field(default_factory=list)
 
     @property
