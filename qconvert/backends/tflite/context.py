@@ -1,0 +1,153 @@
+"""What an op emitter sees: the node, its inputs as held values, and helpers to arrange layouts.
+
+Values are held as ``Held(tensor, perm)`` with ``tensor = transpose(ir_value, perm)``; constants stay
+NumPy arrays (always in the IR's layout) so emitters can rewrite weights before TensorFlow sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import tensorflow as tf
+
+from qconvert.backends.tflite import layout
+from qconvert.errors import UnsupportedOpError
+
+# TFLite wants int32 indices and shapes; int64 and float64 values are carried as int32 and float32.
+NARROWED = {np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32, np.dtype(np.uint64): np.int32}
+
+
+def narrow(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    return array.astype(NARROWED[array.dtype]) if array.dtype in NARROWED else array
+
+
+def tf_dtype(dtype: ir.DataType) -> tf.DType:
+    return tf.as_dtype(narrow(np.zeros((), dtype.numpy())).dtype)
+
+
+@dataclass
+class Held:
+    tensor: Any  # tf.Tensor, or np.ndarray for constants
+    perm: layout.Perm
+
+    @property
+    def rank(self) -> int:
+        return len(self.perm)
+
+    @property
+    def is_const(self) -> bool:
+        return isinstance(self.tensor, np.ndarray)
+
+
+class ValueTable:
+    """Held values by IR name, and each value's re-arrangements made so far (made once, reused)."""
+
+    def __init__(self):
+        self.held: dict[str, Held] = {}
+        self._arranged: dict[tuple[str, layout.Perm], Any] = {}
+
+    def arrange(self, name: str, perm: layout.Perm):
+        held = self.held[name]
+        if held.perm == perm:
+            return tf.convert_to_tensor(narrow(held.tensor)) if held.is_const else held.tensor
+        if held.is_const:
+            return tf.constant(narrow(np.transpose(held.tensor, layout.inverse(held.perm))).transpose(perm))
+        key = (name, perm)
+        if key not in self._arranged:
+            self._arranged[key] = rearrange(held.tensor, held.perm, perm)
+        return self._arranged[key]
+
+
+def rearrange(tensor: tf.Tensor, held: layout.Perm, wanted: layout.Perm) -> tf.Tensor:
+    """A transpose, or a reshape where the transpose would only move size-1 axes."""
+    move = layout.between(held, wanted)
+    shape = tensor.shape.as_list()
+    if not layout.moves_data(shape, move):
+        new_shape = [shape[axis] for axis in move]
+        if new_shape.count(None) <= 1:
+            return tf.reshape(tensor, [-1 if d is None else d for d in new_shape])
+    return tf.transpose(tensor, move)
+
+
+class EmitContext:
+    def __init__(self, node: ir.Node, values: ValueTable, target: str, opset: int):
+        self.node, self.values, self.target, self.opset = node, values, target, opset
+
+    # --- the node -------------------------------------------------------------------------------
+    @property
+    def op_type(self) -> str:
+        return self.node.op_type
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        attribute = self.node.attributes.get(name)
+        if attribute is None:
+            return default
+        value = attribute.value
+        return value.numpy() if isinstance(value, ir.TensorProtocol) else value
+
+    def unsupported(self, reason: str) -> UnsupportedOpError:
+        return UnsupportedOpError(f"{self.op_type} ({reason})", self.node.name or "", self.target)
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def has_input(self, index: int) -> bool:
+        return index < len(self.node.inputs) and self.node.inputs[index] is not None
+
+    @property
+    def input_count(self) -> int:
+        return sum(1 for value in self.node.inputs if value is not None)
+
+    def held(self, index: int = 0) -> Held:
+        return self.values.held[self.node.inputs[index].name]
+
+    def rank(self, index: int = 0) -> int:
+        return self.held(index).rank
+
+    def perm(self, index: int = 0) -> layout.Perm:
+        return self.held(index).perm
+
+    def const(self, index: int, what: str = "") -> np.ndarray:
+        """An input that must be known when emitting (a shape, axes, weights)."""
+        held = self.held(index)
+        if held.is_const:
+            return held.tensor
+        static = tf.get_static_value(held.tensor)
+        if static is None:
+            raise self.unsupported(f"input {index}{' ' + what if what else ''} is computed at run time")
+        return np.transpose(static, layout.inverse(held.perm))
+
+    def const_or_none(self, index: int, what: str = "") -> np.ndarray | None:
+        return self.const(index, what) if self.has_input(index) else None
+
+    def tensor(self, index: int = 0, perm: layout.Perm | None = None) -> tf.Tensor:
+        """Input ``index`` as a tensor arranged in ``perm`` (default: as held)."""
+        held = self.held(index)
+        return self.values.arrange(self.node.inputs[index].name, held.perm if perm is None else perm)
+
+    def plain(self, index: int = 0) -> tf.Tensor:
+        return self.tensor(index, layout.identity(self.rank(index)))
+
+    def channels_last(self, index: int = 0) -> tf.Tensor:
+        return self.tensor(index, layout.channels_last(self.rank(index)))
+
+    def ir_shape(self, index: int = 0) -> list[int | None]:
+        """Static IR shape of an input (None where unknown, e.g. the batch)."""
+        held = self.held(index)
+        shape = list(held.tensor.shape) if held.is_const else held.tensor.shape.as_list()
+        return [shape[held.perm.index(axis)] for axis in range(held.rank)]
+
+    def dtype(self, index: int = 0) -> tf.DType:
+        held = self.held(index)
+        return tf.as_dtype(narrow(held.tensor).dtype) if held.is_const else held.tensor.dtype
+
+    # --- outputs --------------------------------------------------------------------------------
+    def set(self, tensor: Any, perm: layout.Perm | None = None, index: int = 0) -> None:
+        rank = len(tensor.shape)
+        self.values.held[self.node.outputs[index].name] = Held(tensor, perm or layout.identity(rank))
+
+    @property
+    def output_count(self) -> int:
+        return len(self.node.outputs)

@@ -1,0 +1,43 @@
+"""IR -> TensorFlow program -> .tflite through TFLiteConverter, in float32, float16 or dynamic-range form."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx_ir as ir
+
+from qconvert.backends.targets import EmitOptions
+from qconvert.backends.tflite.rewrite import prepare_ir
+
+QUANTIZATION_MODES = ("fp32", "fp16", "dynamic")
+
+
+def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tuple[bytes, dict]:
+    """The .tflite bytes and the artifact's facts (its inputs' and outputs' names and layouts)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from qconvert.backends.tflite.program import build_program
+
+    program = build_program(prepare_ir(model), options.io_layout, target)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
+    # Builtin kernels only: an op that would need the TF (Flex) runtime is a conversion error.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        # DEFAULT without a representative dataset: int8 weights, float activations.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert(), program.facts()
+
+
+def emitter(mode: str, target: str):
+    def emit(model: ir.Model, path: Path, options: EmitOptions | None = None) -> dict:
+        flatbuffer, facts = convert(model, mode, options or EmitOptions(), target)
+        Path(path).write_bytes(flatbuffer)
+        return facts
+
+    emit.__name__ = f"emit_{mode}"
+    return emit

@@ -1,0 +1,14 @@
+"""Op emitters by family; importing this package registers them all."""
+
+from qconvert.backends.tflite.ops import (  # noqa: F401
+    activation,
+    conv,
+    elementwise,
+    linear,
+    normalization,
+    pool,
+    reduce,
+    resize,
+    shape,
+    tensor,
+)

@@ -1,0 +1,158 @@
+"""Conv and ConvTranspose on channels-last tensors (1-D convolutions run as 2-D with height 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from qconvert.backends.tflite import layout
+from qconvert.backends.tflite.context import EmitContext
+from qconvert.backends.tflite.ops.common import onnx_pads, pad_spatial, padding_mode
+from qconvert.backends.tflite.registry import emits
+
+
+def _as_2d(ctx: EmitContext, weights: np.ndarray) -> tuple[tf.Tensor, np.ndarray, bool]:
+    """The input as N, H, W, C and the weights with two spatial dims; True when it was 1-D."""
+    rank = ctx.rank(0)
+    if rank not in (3, 4):
+        raise ctx.unsupported(f"{rank - 2}-D convolution")
+    x = ctx.channels_last(0)
+    if rank == 3:
+        return tf.expand_dims(x, 1), weights[:, :, None, :], True
+    return x, weights, False
+
+
+def _spatial(ctx: EmitContext, name: str, default: int, one_d: bool) -> list[int]:
+    values = list(ctx.attr(name, [default] * (1 if one_d else 2)))
+    return [default] + values if one_d else values
+
+
+def _pads(ctx: EmitContext, x: tf.Tensor, kernel, strides, dilations, one_d: bool):
+    sizes = x.shape.as_list()[1:3]
+    if one_d:
+        pads = [(0, 0)] + onnx_pads(ctx, sizes[1:], kernel[1:], strides[1:], dilations[1:])
+    else:
+        pads = onnx_pads(ctx, sizes, kernel, strides, dilations)
+    return pads, sizes
+
+
+@emits("Conv")
+def conv(ctx: EmitContext) -> None:
+    weights = ctx.const(1, "weights")
+    x, weights, one_d = _as_2d(ctx, weights)
+    bias = ctx.const_or_none(2, "bias")
+    group = int(ctx.attr("group", 1))
+    kernel = list(weights.shape[2:])
+    strides = _spatial(ctx, "strides", 1, one_d)
+    dilations = _spatial(ctx, "dilations", 1, one_d)
+    pads, sizes = _pads(ctx, x, kernel, strides, dilations, one_d)
+    padding = padding_mode(pads, sizes, kernel, strides, dilations)
+    if padding is None:
+        x, padding = pad_spatial(x, pads), "VALID"
+    channels = weights.shape[1] * group
+    out_channels = weights.shape[0]
+    if group > 1 and group == channels and weights.shape[1] == 1 and strides[0] == strides[1]:
+        # Depthwise: ONNX output channel g*m + k is TF's input channel g, multiplier k.
+        multiplier = out_channels // group
+        kernel_hwcm = weights.reshape(group, multiplier, *kernel).transpose(2, 3, 0, 1)
+        y = tf.nn.depthwise_conv2d(x, kernel_hwcm, [1, *strides, 1], padding, dilations=dilations)
+    elif group == 1:
+        y = tf.nn.conv2d(x, weights.transpose(2, 3, 1, 0), strides, padding, dilations=dilations)
+    else:
+        # Grouped: one convolution per group, concatenated (TFLite's grouped CONV_2D is not
+        # supported by every delegate).
+        parts = tf.split(x, group, axis=3)
+        filters = np.split(weights.transpose(2, 3, 1, 0), group, axis=3)
+        y = tf.concat([tf.nn.conv2d(p, f, strides, padding, dilations=dilations)
+                       for p, f in zip(parts, filters)], axis=3)
+    if bias is not None:
+        y = tf.nn.bias_add(y, bias.astype(np.float32))
+    if one_d:
+        y = tf.squeeze(y, [1])
+    ctx.set(y, layout.channels_last(ctx.rank(0)))
+
+
+def _transpose_pads(ctx: EmitContext, sizes, kernel, strides, one_d: bool) -> tuple[list, list]:
+    """(begin, end) crops of the full transposed-conv output, and output_padding, per spatial dim."""
+    spatial = 1 if one_d else 2
+    output_padding = list(ctx.attr("output_padding", [0] * spatial))
+    output_shape = ctx.attr("output_shape")
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    in_sizes, kernel, strides = sizes[-spatial:], kernel[-spatial:], strides[-spatial:]
+    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        targets = list(output_shape)[-spatial:] if output_shape is not None else [s * st for s, st in zip(in_sizes, strides)]
+        pads = []
+        for size, k, st, op, target in zip(in_sizes, kernel, strides, output_padding, targets):
+            total = st * (size - 1) + op + k - target
+            half = total // 2
+            pads.append((half, total - half) if auto_pad == "SAME_UPPER" else (total - half, half))
+    elif auto_pad == "VALID":
+        pads = [(0, 0)] * spatial
+    else:
+        flat = list(ctx.attr("pads", [0] * (2 * spatial)))
+        pads = list(zip(flat[:spatial], flat[spatial:]))
+    if one_d:
+        pads, output_padding = [(0, 0)] + pads, [0] + output_padding
+    return pads, output_padding
+
+
+@emits("ConvTranspose")
+def conv_transpose(ctx: EmitContext) -> None:
+    weights = ctx.const(1, "weights")  # C_in, C_out / group, kH, kW
+    x, weights, one_d = _as_2d(ctx, weights)
+    bias = ctx.const_or_none(2, "bias")
+    if int(ctx.attr("group", 1)) != 1:
+        raise ctx.unsupported("group > 1")
+    if any(d != 1 for d in ctx.attr("dilations", [1])):
+        raise ctx.unsupported("dilations > 1")
+    kernel = list(weights.shape[2:])
+    strides = _spatial(ctx, "strides", 1, one_d)
+    sizes = x.shape.as_list()[1:3]
+    if any(s is None for s in sizes):
+        raise ctx.unsupported("unknown spatial size")
+    pads, output_padding = _transpose_pads(ctx, sizes, kernel, strides, one_d)
+    if any(b < 0 or e < 0 for b, e in pads):
+        raise ctx.unsupported("negative pads")
+    out_channels = weights.shape[1]
+    full = [(s - 1) * st + k + op for s, st, k, op in zip(sizes, strides, kernel, output_padding)]
+    wanted = [f - b - e for f, (b, e) in zip(full, pads)]
+    if (kernel[0] == kernel[1] and all(k == st for k, st in zip(kernel, strides))
+            and all(p == (0, 0) for p in pads) and not any(output_padding)):
+        # Non-overlapping windows (the usual 2x2/stride-2 upsampler): a 1x1 convolution to
+        # kH*kW*C_out channels and DEPTH_TO_SPACE, both with static shapes whatever the batch.
+        y = _unfold_transposed(x, weights, kernel, bias)
+    else:
+        batch = tf.shape(x)[0]
+        same = wanted == [s * st for s, st in zip(sizes, strides)] and not any(output_padding)
+        padding = "SAME" if same and _tf_same_transpose_pads(kernel, strides) == pads else "VALID"
+        size = wanted if padding == "SAME" else full
+        y = tf.nn.conv2d_transpose(x, weights.transpose(2, 3, 1, 0), tf.stack([batch, *size, out_channels]),
+                                   strides, padding)
+        if padding == "VALID" and wanted != full:
+            y = y[:, pads[0][0]:pads[0][0] + wanted[0], pads[1][0]:pads[1][0] + wanted[1], :]
+        if bias is not None:
+            y = tf.nn.bias_add(y, bias.astype(np.float32))
+    if one_d:
+        y = tf.squeeze(y, [1])
+    ctx.set(y, layout.channels_last(ctx.rank(0)))
+
+
+def _tf_same_transpose_pads(kernel, strides) -> list[tuple[int, int]]:
+    pads = []
+    for k, st in zip(kernel, strides):
+        total = max(k - st, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def _unfold_transposed(x: tf.Tensor, weights: np.ndarray, kernel, bias) -> tf.Tensor:
+    kh, kw = kernel  # equal: DEPTH_TO_SPACE takes square blocks
+    c_in, c_out = weights.shape[:2]
+    # Output channel order for DEPTH_TO_SPACE: (row in block, column in block, channel).
+    matrix = weights.transpose(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
+    y = tf.nn.conv2d(x, matrix.reshape(1, 1, c_in, kh * kw * c_out), 1, "VALID")
+    if bias is not None:
+        y = tf.nn.bias_add(y, np.tile(bias.astype(np.float32), kh * kw))
+    return tf.nn.depth_to_space(y, kh)

@@ -1,0 +1,98 @@
+"""MaxPool, AveragePool and the global pools on channels-last tensors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from qconvert.backends.tflite import layout
+from qconvert.backends.tflite.context import EmitContext
+from qconvert.backends.tflite.ops.common import onnx_pads, pad_spatial, padding_mode
+from qconvert.backends.tflite.registry import emits
+
+
+def _window(ctx: EmitContext):
+    if ctx.rank(0) != 4:
+        raise ctx.unsupported(f"{ctx.rank(0) - 2}-D pooling")
+    if any(d != 1 for d in ctx.attr("dilations", [1, 1])):
+        raise ctx.unsupported("dilations > 1")
+    x = ctx.channels_last(0)
+    sizes = x.shape.as_list()[1:3]
+    kernel = list(ctx.attr("kernel_shape"))
+    strides = list(ctx.attr("strides", [1, 1]))
+    pads = onnx_pads(ctx, sizes, kernel, strides, [1, 1])
+    if ctx.attr("ceil_mode", 0):
+        if any(s is None for s in sizes):
+            raise ctx.unsupported("ceil_mode with unknown spatial size")
+        pads = [(b, e + _ceil_extra(s, k, st, b, e)) for s, k, st, (b, e) in zip(sizes, kernel, strides, pads)]
+    return x, sizes, kernel, strides, pads
+
+
+def _ceil_extra(size: int, kernel: int, stride: int, begin: int, end: int) -> int:
+    """End padding that ceil_mode adds; the last window must still start inside input or begin pad."""
+    out = math.ceil((size + begin + end - kernel) / stride) + 1
+    if (out - 1) * stride >= size + begin:
+        out -= 1
+    return max((out - 1) * stride + kernel - (size + begin + end), 0)
+
+
+@emits("MaxPool")
+def max_pool(ctx: EmitContext) -> None:
+    if ctx.output_count > 1:
+        raise ctx.unsupported("Indices output")
+    x, sizes, kernel, strides, pads = _window(ctx)
+    padding = padding_mode(pads, sizes, kernel, strides, [1, 1])
+    if padding is None:
+        x, padding = pad_spatial(x, pads, float(np.finfo(np.float32).min)), "VALID"
+    ctx.set(tf.nn.max_pool2d(x, kernel, strides, padding), layout.channels_last(4))
+
+
+@emits("AveragePool")
+def average_pool(ctx: EmitContext) -> None:
+    x, sizes, kernel, strides, pads = _window(ctx)
+    include_pad = bool(ctx.attr("count_include_pad", 0))
+    padding = padding_mode(pads, sizes, kernel, strides, [1, 1])
+    if padding == "VALID" or (padding == "SAME" and not include_pad):
+        ctx.set(tf.nn.avg_pool2d(x, kernel, strides, padding), layout.channels_last(4))
+        return
+    if any(s is None for s in sizes):
+        raise ctx.unsupported("explicit pads with unknown spatial size")
+    # Zero padding counts the pads in every window; rescale each output by the window's true count.
+    y = tf.nn.avg_pool2d(pad_spatial(x, pads), kernel, strides, "VALID")
+    declared = onnx_pads(ctx, sizes, kernel, strides, [1, 1])
+    scale = np.outer(*[_counted(s, k, st, b, e, d, include_pad)
+                       for s, k, st, (b, e), (_, d) in zip(sizes, kernel, strides, pads, declared)])
+    area = kernel[0] * kernel[1]
+    if not np.allclose(scale, area):
+        y = y * (area / scale).astype(np.float32)[None, :, :, None]
+    ctx.set(y, layout.channels_last(4))
+
+
+def _counted(size: int, kernel: int, stride: int, begin: int, end: int, declared_end: int,
+             include_pad: bool) -> np.ndarray:
+    """Per output position along one dim: how many elements ONNX divides by."""
+    out = (size + begin + end - kernel) // stride + 1
+    starts = np.arange(out) * stride - begin
+    if include_pad:  # declared pads count, the extra end padding of ceil_mode does not
+        low, high = -begin, size + declared_end
+    else:
+        low, high = 0, size
+    return np.minimum(starts + kernel, high) - np.maximum(starts, low)
+
+
+def _global(ctx: EmitContext, reduce) -> None:
+    rank = ctx.rank(0)
+    x = ctx.channels_last(0)
+    ctx.set(reduce(x, list(range(1, rank - 1)), keepdims=True), layout.channels_last(rank))
+
+
+@emits("GlobalAveragePool")
+def global_average_pool(ctx: EmitContext) -> None:
+    _global(ctx, tf.reduce_mean)
+
+
+@emits("GlobalMaxPool")
+def global_max_pool(ctx: EmitContext) -> None:
+    _global(ctx, tf.reduce_max)

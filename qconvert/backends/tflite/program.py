@@ -1,0 +1,142 @@
+"""The IR as a TensorFlow program: a tf.Module whose tf.function walks the graph through the registry.
+
+Inputs and outputs get the layout the artifact promises (the source's, or --io-layout); in between,
+every op emitter picks the arrangement its TFLite kernel wants (channels-last for images) and the
+value table inserts a transpose only where a consumer needs an arrangement its producer did not give.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+import tensorflow as tf
+
+from qconvert.backends.tflite import layout
+from qconvert.backends.tflite.context import EmitContext, Held, ValueTable, tf_dtype
+from qconvert.backends.tflite.fold import try_fold
+from qconvert.backends.tflite.registry import EMITTERS, supported_ops
+from qconvert.errors import UnsupportedOpError
+from qconvert.ir.metadata import input_layouts
+
+PERM_TO_NHWC = (0, 2, 3, 1)
+PERM_TO_NCHW = (0, 3, 1, 2)
+
+
+@dataclass
+class Port:
+    """One artifact input or output: its IR name, its name in the signature, and its arrangement."""
+
+    name: str
+    signature: str
+    perm: layout.Perm  # artifact tensor = transpose(IR value, perm)
+    layout: str  # NCHW | NHWC | - (what the artifact's tensor is)
+    dtype: str
+
+    def fact(self) -> dict:
+        return {"name": self.name, "signature": self.signature, "perm": list(self.perm),
+                "layout": self.layout, "dtype": self.dtype}
+
+
+@dataclass
+class Program:
+    module: tf.Module
+    function: object  # the concrete function the converter takes
+    inputs: list[Port] = field(default_factory=list)
+    outputs: list[Port] = field(default_factory=list)
+
+    def facts(self) -> dict:
+        return {"inputs": [p.fact() for p in self.inputs], "outputs": [p.fact() for p in self.outputs]}
+
+
+def _port_perm(ir_layout: str, wanted: str | None) -> tuple[layout.Perm | None, str]:
+    """The perm from the IR's tensor to the artifact's, and the artifact's layout name."""
+    if ir_layout not in ("NCHW", "NHWC") or wanted is None or wanted.upper() == ir_layout:
+        return None, ir_layout
+    return (PERM_TO_NHWC if ir_layout == "NCHW" else PERM_TO_NCHW), wanted.upper()
+
+
+def _signature_name(name: str, index: int, kind: str, taken: set[str]) -> str:
+    """TF signature keys must look like op names; others get a cleaned or numbered name."""
+    clean = re.sub(r"[^A-Za-z0-9_.\-/]", "_", name).lstrip("_./-") or f"{kind}_{index}"
+    if not re.match(r"[A-Za-z]", clean):
+        clean = f"{kind}_{clean}"
+    while clean in taken:
+        clean = f"{clean}_{index}"
+    taken.add(clean)
+    return clean
+
+
+def plan_ports(model: ir.Model, io_layout: str | None) -> tuple[list[Port], list[Port]]:
+    layouts = input_layouts(model)
+    image_layouts = [v for v in layouts.values() if v in ("NCHW", "NHWC")]
+    # Outputs carry no layout record; a 4-D output is taken to share the source's image layout.
+    output_layout = image_layouts[0] if image_layouts else "NCHW"
+    taken: set[str] = set()
+    inputs, outputs = [], []
+    for index, value in enumerate(v for v in model.graph.inputs if not v.is_initializer()):
+        perm, name = _port_perm(layouts[value.name], io_layout)
+        rank = len(value.shape)
+        inputs.append(Port(value.name, _signature_name(value.name, index, "input", taken),
+                           perm or layout.identity(rank), name, tf_dtype(value.dtype).name))
+    for index, value in enumerate(model.graph.outputs):
+        rank = len(value.shape) if value.shape is not None else None
+        ir_layout = output_layout if rank == 4 else "-"
+        perm, name = _port_perm(ir_layout, io_layout)
+        outputs.append(Port(value.name, _signature_name(value.name, index, "output", taken),
+                            perm or (layout.identity(rank) if rank is not None else ()), name,
+                            tf_dtype(value.dtype).name))
+    return inputs, outputs
+
+
+def _input_spec(value: ir.Value, port: Port) -> tf.TensorSpec:
+    dims = [d if isinstance(d, int) else None for d in value.shape]
+    return tf.TensorSpec([dims[axis] for axis in port.perm], tf.as_dtype(port.dtype), name=port.signature)
+
+
+def emit_node(node: ir.Node, values: ValueTable, target: str, opset: int) -> None:
+    if node.domain not in ("", "ai.onnx"):
+        raise UnsupportedOpError(f"{node.domain}::{node.op_type}", node.name or "", target)
+    inputs = [values.held[v.name] if v is not None else None for v in node.inputs]
+    if inputs and all(h is None or h.is_const for h in inputs):
+        folded = try_fold(node, [None if h is None else h.tensor for h in inputs], opset)
+        if folded is not None:
+            for value, array in zip(node.outputs, folded):
+                values.held[value.name] = Held(array, layout.identity(array.ndim))
+            return
+    emitter = EMITTERS.get(node.op_type)
+    if emitter is None:
+        raise UnsupportedOpError(node.op_type, node.name or "", target)
+    emitter(EmitContext(node, values, target, opset))
+
+
+def build_program(model: ir.Model, io_layout: str | None, target: str) -> Program:
+    supported_ops()  # imports every op family
+    inputs, outputs = plan_ports(model, io_layout)
+    graph_inputs = {v.name: v for v in model.graph.inputs}
+    opset = model.opset_imports.get("", 17)
+
+    def run(*args):
+        values = ValueTable()
+        for value in model.graph.initializers.values():
+            values.held[value.name] = Held(np.asarray(value.const_value.numpy()),
+                                           layout.identity(len(value.const_value.shape)))
+        for port, tensor in zip(inputs, args):
+            values.held[port.name] = Held(tensor, port.perm)
+        for node in model.graph:
+            emit_node(node, values, target, opset)
+        results = {}
+        for port in outputs:
+            if len(port.perm) != values.held[port.name].rank:
+                port.perm = layout.identity(values.held[port.name].rank)
+            # tf.identity keeps two outputs of one tensor apart.
+            results[port.signature] = tf.identity(values.arrange(port.name, port.perm))
+            port.dtype = results[port.signature].dtype.name
+        return results
+
+    module = tf.Module()
+    signature = [_input_spec(graph_inputs[p.name], p) for p in inputs]
+    module.serve = tf.function(run, input_signature=signature, autograph=False)
+    return Program(module, module.serve.get_concrete_function(), inputs, outputs)

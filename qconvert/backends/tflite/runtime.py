@@ -1,0 +1,62 @@
+"""Run a .tflite file in LiteRT's interpreter (XNNPACK on CPU) in the child process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qconvert.backends.session import DeviceUnavailable
+
+
+class LiteRTSession:
+    """Feeds arrive in the IR's layout; prepare() arranges them as the artifact's signature wants."""
+
+    def __init__(self, path: str, facts: dict, device: str, threads: int):
+        if device == "cuda":
+            raise DeviceUnavailable("LiteRT has no CUDA path here (its GPU delegate targets mobile GPUs)")
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=path, num_threads=threads)
+        self.device = "cpu"
+        runner = self.interpreter.get_signature_runner()
+        self.input_index = {k: v["index"] for k, v in runner.get_input_details().items()}
+        self.output_index = {k: v["index"] for k, v in runner.get_output_details().items()}
+        self.inputs = facts.get("inputs") or [{"name": k, "signature": k, "perm": None} for k in self.input_index]
+        self.outputs = facts.get("outputs") or [{"name": k, "signature": k, "perm": None} for k in self.output_index]
+        self.input_dtype = {d["index"]: d["dtype"] for d in self.interpreter.get_input_details()}
+        self.shapes: dict[str, tuple] = {}
+
+    def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        prepared = {}
+        for port in self.inputs:
+            array = np.asarray(feeds[port["name"]])
+            if port.get("perm") and array.ndim == len(port["perm"]):
+                array = np.transpose(array, port["perm"])
+            index = self.input_index[port["signature"]]
+            prepared[port["signature"]] = np.ascontiguousarray(array, dtype=self.input_dtype[index])
+        return prepared
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        shapes = {name: array.shape for name, array in feeds.items()}
+        if shapes != self.shapes:  # a new batch size: resize once, not per run
+            for name, shape in shapes.items():
+                self.interpreter.resize_tensor_input(self.input_index[name], shape, strict=False)
+            self.interpreter.allocate_tensors()
+            self.shapes = shapes
+        for name, array in feeds.items():
+            self.interpreter.set_tensor(self.input_index[name], array)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(self.output_index[port["signature"]]) for port in self.outputs]
+
+    def finish(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs back in the IR's layout."""
+        finished = []
+        for port, array in zip(self.outputs, outputs):
+            perm = port.get("perm")
+            if perm and array.ndim == len(perm):
+                array = np.transpose(array, np.argsort(perm))
+            finished.append(array)
+        return finished
+
+
+def open_session(path: str, options: dict, device: str, threads: int) -> LiteRTSession:
+    return LiteRTSession(path, options, device, threads)
