@@ -19,6 +19,10 @@ from qconvert.converters.user_code import is_factory_spec, split_factory
 from qconvert.errors import UsageError
 from qconvert.fileio import atomic_path
 from qconvert.ir.inputs import random_feeds, specs_from_ir
+from qconvert.quant.calibrate import batch_size_of
+from qconvert.quant.config import QuantConfig
+from qconvert.quant.data import ImageOptions, check_data_path, load_calibration, load_eval
+from qconvert.report.accuracy import evaluate, infer_metric
 from qconvert.report.metrics import looks_like_class_scores, max_abs_error, sqnr_db, top1_agreement
 from qconvert.report.result import ConversionResult, Row
 
@@ -85,7 +89,17 @@ def convert(
     warmup: int = 3,
     seed: int = 0,
     progress: Progress | None = None,
+    calib: str | None = None,
+    calib_samples: int | None = 256,
+    calib_image: ImageOptions = ImageOptions(),
+    quant: QuantConfig = QuantConfig(),
+    eval_path: str | None = None,
+    metric: str | None = None,
+    max_drop: float | None = None,
 ) -> ConversionResult:
+    """`calib`: calibration data for static int8 targets (qconvert.quant.data); `eval_path`: an .npz of
+    inputs and labels that adds a task metric per row; `max_drop`: keep the most sensitive layers float
+    until the static int8 metric is within this of the float model's (needs `eval_path`)."""
     from qconvert.passes import cleanup
 
     model = str(model)
@@ -94,6 +108,7 @@ def convert(
         raise UsageError(f"unknown device {device!r}; use cpu or cuda")
     out = Path(out_dir)
     check_writable(out)
+    _check_quantization_options(targets, calib, eval_path, max_drop, trust_code)
     notify = progress or (lambda stage, name: None)
     settings = RunSettings(device=device, threads=threads or physical_cores(), warmup=warmup, runs=runs)
 
@@ -104,22 +119,41 @@ def convert(
     graph = cleanup(source.ir)
     load_s = time.perf_counter() - began
     specs = specs_from_ir(graph)
-    feeds = random_feeds(specs, parity_samples, seed)
+    # Bad data fails here, before calibration or any artifact.
+    calib_feeds = load_calibration(calib, specs, samples=calib_samples, trust_code=trust_code,
+                                   image=calib_image, seed=seed) if calib else None
+    eval_feeds, labels = load_eval(eval_path, specs) if eval_path else (None, None)
+    # Parity on real data where there is some: int8 ranges fit real inputs, not random ones.
+    feeds, parity_data = random_feeds(specs, parity_samples, seed), "random"
+    for name, real in (("eval", eval_feeds), ("calib", calib_feeds if calib != "random" else None)):
+        if real:
+            feeds, parity_data = {k: v[:parity_samples] for k, v in real.items()}, name
+            break
     timing_feeds = random_feeds(specs, batch, seed + 1)
     out.mkdir(parents=True, exist_ok=True)
     result = ConversionResult(model, source.framework, source.format, str(out), device, settings.threads,
-                              batch, next(iter(feeds.values())).shape[0], load_s)
+                              batch, next(iter(feeds.values())).shape[0], load_s, parity_data=parity_data)
+    eval_batch = batch_size_of(graph)
 
     notify("measure", "source")
     reference = measure_in_child(source.reference_runner, source.path, source.load_options, feeds,
-                                 timing_feeds, settings)
+                                 timing_feeds, settings, eval_feeds, eval_batch)
     source_row = Row("source", source.framework, reference.status, path=model, error=reference.error,
                      size_mb=source.size_bytes / 1e6)
     _fill_timing(source_row, reference, None)
     result.rows.append(source_row)
+    if eval_feeds and reference.status == "ok":
+        result.metric = metric or infer_metric(reference.eval_outputs[0], labels)
+        source_row.metrics = evaluate(result.metric, reference.eval_outputs[0], labels, reference.eval_outputs[0])
+
+    qdq_graph = None
+    if any(t.quantization == "static" for t in targets):
+        notify("calibrate", "static int8")
+        qdq_graph, result.float_layers = _quantize(graph, calib_feeds, quant, eval_feeds, labels,
+                                                   result.metric, max_drop)
 
     stem = model_stem(model)
-    emit_options = EmitOptions(io_layout=io_layout)
+    emit_options = EmitOptions(io_layout=io_layout, quant=quant)
     for target in targets:
         row = Row(target.name, target.runtime, "ok")
         result.rows.append(row)
@@ -132,24 +166,105 @@ def convert(
         began = time.perf_counter()
         try:
             with atomic_path(path) as tmp:
-                facts = target.emit(graph, tmp, emit_options) or {}
+                facts = target.emit(qdq_graph if target.quantization == "static" else graph, tmp,
+                                    emit_options) or {}
         except Exception as error:  # one target failing must not stop the others
             row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
             continue
         row.convert_s = time.perf_counter() - began
         row.path, row.size_mb = str(path), path.stat().st_size / 1e6
         notify("measure", target.name)
-        measurement = measure_in_child(target.opener, str(path), facts, feeds, timing_feeds, settings)
+        row.quantization = facts.get("quantization")
+        measurement = measure_in_child(target.opener, str(path), facts, feeds, timing_feeds, settings,
+                                       eval_feeds, eval_batch)
         row.status, row.error = measurement.status, measurement.error
         if measurement.status != "ok":
             continue
         _fill_timing(row, measurement, source_row.latency_ms)
         if reference.status == "ok":
             compare(reference.outputs, measurement.outputs, row)
+            if result.metric:
+                row.metrics = evaluate(result.metric, measurement.eval_outputs[0], labels,
+                                       reference.eval_outputs[0])
             if row.status == "ok" and row.sqnr_db < target.parity_floor_db:
                 row.status = "parity-failed"
                 row.error = f"SQNR {row.sqnr_db:.1f} dB below the {target.parity_floor_db:.0f} dB floor"
 
     with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+def _check_quantization_options(targets: list[Target], calib: str | None, eval_path: str | None,
+                                max_drop: float | None, trust_code: bool) -> None:
+    """What static int8 needs, checked before the model is loaded."""
+    static = [t.name for t in targets if t.quantization == "static"]
+    if static and calib is None:
+        raise UsageError(
+            f"{', '.join(static)} needs calibration data: pass --calib with real input samples (.npz keyed "
+            f"by input name, .npy, a folder of images, or file.py:function with --trust-code); "
+            f"--calib random only for a smoke test")
+    if calib is not None:
+        check_data_path(calib, trust_code=trust_code)
+    if eval_path is not None:
+        check_data_path(eval_path, trust_code=False, flag="--eval")
+    if max_drop is not None and not (static and eval_path):
+        raise UsageError("--max-drop needs a static int8 target (e.g. --to onnx-qdq) and --eval data to measure "
+                         "the drop on")
+
+
+def _quantize(graph, calib_feeds, quant, eval_feeds, labels, metric, max_drop):
+    """The QDQ IR every static int8 target is emitted from, and the layers left float."""
+    from qconvert.quant.calibrate import calibrate
+    from qconvert.quant.mixed import choose_float_layers
+    from qconvert.quant.static import quantize_with_ranges
+
+    ranges = calibrate(graph, calib_feeds, quant)
+    float_layers: list[str] = []
+    if max_drop is not None:
+        float_layers = choose_float_layers(graph, ranges, quant, eval_feeds, labels, metric, max_drop)
+    return quantize_with_ranges(graph, ranges, quant, set(float_layers)), float_layers
+
+
+def sensitivity(
+    model: str,
+    *,
+    calib: str,
+    out_dir: str | Path = "qconvert-out",
+    input_shapes: list[str] | tuple[str, ...] = (),
+    weights: str | None = None,
+    trust_code: bool = False,
+    threads: int | None = None,
+    calib_samples: int | None = 256,
+    calib_image: ImageOptions = ImageOptions(),
+    quant: QuantConfig = QuantConfig(),
+    eval_path: str | None = None,
+    metric: str | None = None,
+    seed: int = 0,
+):
+    """`qconvert sensitivity`: each static int8 layer's cost (qconvert.quant.sensitivity), written to
+    OUT/sensitivity.json. Scored on the --eval set where given, else on the calibration data (SQNR only)."""
+    from qconvert.passes import cleanup
+    from qconvert.quant.calibrate import calibrate
+    from qconvert.quant.evaluate import Scorer
+    from qconvert.quant.sensitivity import analyze
+
+    out = Path(out_dir)
+    check_writable(out)
+    check_data_path(calib, trust_code=trust_code)
+    source = load_source(model, input_specs=parse_input_shapes(list(input_shapes)), weights=weights,
+                         trust_code=trust_code)
+    graph = cleanup(source.ir)
+    specs = specs_from_ir(graph)
+    calib_feeds = load_calibration(calib, specs, samples=calib_samples, trust_code=trust_code,
+                                   image=calib_image, seed=seed)
+    eval_feeds, labels = load_eval(eval_path, specs) if eval_path else (calib_feeds, None)
+    scorer = Scorer(graph, eval_feeds, labels, metric, threads or physical_cores())
+    if labels is not None and not metric:
+        scorer.metric = infer_metric(scorer.reference, labels)
+        scorer.float_metric = scorer.metric_of(scorer.reference)
+    result = analyze(graph, calibrate(graph, calib_feeds, quant), quant, scorer)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "sensitivity.json") as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2))
     return result

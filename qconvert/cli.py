@@ -9,7 +9,7 @@ import click
 
 from qconvert.errors import QConvertError
 
-SUBCOMMANDS = ("inspect", "targets")
+SUBCOMMANDS = ("inspect", "targets", "sensitivity")
 
 
 class DefaultToConvert(click.Group):
@@ -55,6 +55,49 @@ def with_source_options(function):
     return function
 
 
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    return tuple(float(x) for x in text.split(",")) if text else None
+
+
+quant_options = [
+    click.option("--calib", metavar="PATH", help="Calibration data for static int8: .npz (arrays keyed by input "
+                 "name), .npy, a folder of images, file.py:function (with --trust-code), or 'random' (a smoke "
+                 "test only)."),
+    click.option("--calib-samples", type=click.IntRange(min=1), default=256, show_default=True,
+                 help="Calibration samples used (the first N)."),
+    click.option("--calibrate", "method", default=None, metavar="METHOD",
+                 help="minmax | moving-average | percentile[:99.99] | entropy | mse [minmax]."),
+    click.option("--weight-granularity", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
+                 show_default=True, help="int8 weight scales: one per output channel or one per tensor."),
+    click.option("--activations", type=click.Choice(["affine", "symmetric"]), default="affine", show_default=True),
+    click.option("--activation-type", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True),
+    click.option("--calib-scale", type=float, default=1 / 255, help="Image folders: pixel scale [1/255]."),
+    click.option("--calib-mean", help="Image folders: mean to subtract after scaling, per channel (a,b,c)."),
+    click.option("--calib-std", help="Image folders: std to divide by, per channel (a,b,c)."),
+    click.option("--eval", "eval_path", metavar="NPZ", help="Evaluation set: inputs plus 'labels'; adds a metric."),
+    click.option("--metric", type=click.Choice(["top1", "dice", "cosine"]),
+                 help="Metric for --eval [inferred: top1 for class scores, dice for 0/1 masks, else cosine]."),
+]
+
+
+def with_quant_options(function):
+    for option in reversed(quant_options):
+        function = option(function)
+    return function
+
+
+def _quant_kwargs(calib, calib_samples, method, weight_granularity, activations, activation_type, calib_scale,
+                  calib_mean, calib_std, eval_path, metric) -> dict:
+    from qconvert.quant.config import DEFAULT_METHOD, make_config
+    from qconvert.quant.data import ImageOptions
+
+    return dict(
+        calib=calib, calib_samples=calib_samples, eval_path=eval_path, metric=metric,
+        quant=make_config(method or DEFAULT_METHOD, weight_granularity, activations, activation_type),
+        calib_image=ImageOptions(calib_scale, _floats(calib_mean) or (0.0,), _floats(calib_std) or (1.0,)),
+    )
+
+
 @click.group(cls=DefaultToConvert, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qconvert")
 def main():
@@ -74,9 +117,13 @@ def main():
               help="Random samples for parity.")
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--max-drop", type=click.FloatRange(min=0), help="Mixed precision: keep the most sensitive layers "
+              "float until the int8 metric drop on --eval is within this (top-1 in points, Dice/cosine 0..1).")
+@with_quant_options
 @with_source_options
-def convert_command(model, to, out_dir, device, io_layout, threads, batch, samples, runs, as_json,
-                    input_shapes, weights, trust_code, debug):
+def convert_command(model, to, out_dir, device, io_layout, threads, batch, samples, runs, as_json, max_drop,
+                    calib, calib_samples, method, weight_granularity, activations, activation_type, calib_scale,
+                    calib_mean, calib_std, eval_path, metric, input_shapes, weights, trust_code, debug):
     from rich.console import Console
     from rich.progress import Progress
 
@@ -86,11 +133,14 @@ def convert_command(model, to, out_dir, device, io_layout, threads, batch, sampl
     targets = [t.strip() for t in to.split(",") if t.strip()]
     stderr = Console(stderr=True)
     with Progress(console=stderr, transient=True, disable=as_json or not stderr.is_terminal) as bar:
-        task = bar.add_task("loading", total=2 * len(targets) + 2)
+        task = bar.add_task("loading", total=2 * len(targets) + 3)
         step = lambda stage, name: bar.update(task, advance=1, description=f"{stage} {name}")  # noqa: E731
+        quant = _run(debug, _quant_kwargs, calib, calib_samples, method, weight_granularity, activations,
+                     activation_type, calib_scale, calib_mean, calib_std, eval_path, metric)
         result = _run(debug, convert, model, targets, out_dir=out_dir, input_shapes=input_shapes,
                       weights=weights, trust_code=trust_code, device=device, io_layout=io_layout,
-                      threads=threads, batch=batch, parity_samples=samples, runs=runs, progress=step)
+                      threads=threads, batch=batch, parity_samples=samples, runs=runs, progress=step,
+                      max_drop=max_drop, **quant)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -130,6 +180,33 @@ def inspect_command(model, as_json, input_shapes, weights, trust_code, debug):
     click.echo(f"  parameters {summary['parameters']:,} ({summary['weights_mb']:.2f} MB of weights), "
                f"file {summary['file_mb']:.2f} MB, {summary['nodes']} nodes")
     click.echo("  ops: " + ", ".join(f"{op}×{n}" for op, n in summary["ops"].items()))
+
+
+@main.command("sensitivity")
+@click.argument("model")
+@click.option("-o", "--out", "out_dir", default="qconvert-out", show_default=True,
+              help="Folder for sensitivity.json.")
+@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads [physical cores].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_quant_options
+@with_source_options
+def sensitivity_command(model, out_dir, threads, as_json, calib, calib_samples, method, weight_granularity,
+                        activations, activation_type, calib_scale, calib_mean, calib_std, eval_path, metric,
+                        input_shapes, weights, trust_code, debug):
+    """Static int8 one layer at a time (and all but one): output SQNR and metric drop per layer, sorted."""
+    from rich.console import Console
+
+    from qconvert.api import sensitivity
+    from qconvert.report.sensitivity_table import sensitivity_table
+
+    quant = _run(debug, _quant_kwargs, calib, calib_samples, method, weight_granularity, activations,
+                 activation_type, calib_scale, calib_mean, calib_std, eval_path, metric)
+    result = _run(debug, sensitivity, model, out_dir=out_dir, input_shapes=input_shapes, weights=weights,
+                  trust_code=trust_code, threads=threads, **quant)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        Console(width=200).print(sensitivity_table(result))
 
 
 @main.command("targets")

@@ -2,8 +2,8 @@
 
     python -m qconvert.backends.child REQUEST.json
 
-The request names an opener (`module:function`), the artifact, feeds for parity and for timing, and
-the thread count; the child writes outputs (.npz) and a result (.json) where the request says. Each
+The request names an opener (`module:function`), the artifact, feeds for parity and for timing,
+optionally an evaluation set (run in batches, outside timing), and the thread count; the child writes outputs (.npz) and a result (.json) where the request says. Each
 runtime gets a fresh process so imports, thread pools and peak memory do not leak between rows.
 """
 
@@ -37,6 +37,21 @@ def _time_runs(session, feeds: dict, warmup: int, runs: int, min_seconds: float)
     return times
 
 
+def _run_batches(session, prepare, finish, path: str, batch: int) -> list[np.ndarray]:
+    """Accuracy evaluation: the whole set in batches, outputs concatenated along the first axis."""
+    with np.load(path) as data:
+        feeds = {k: data[k] for k in data.files}
+    count = len(next(iter(feeds.values())))
+    parts: list[list[np.ndarray]] = []
+    for start in range(0, count, batch):
+        outputs = finish(session.run(prepare({k: v[start:start + batch] for k, v in feeds.items()})))
+        if not parts:
+            parts = [[] for _ in outputs]
+        for part, output in zip(parts, outputs):
+            part.append(np.asarray(output))
+    return [np.concatenate(part) for part in parts]
+
+
 def peak_rss_mb() -> float:
     """VmHWM: this process's own peak. ru_maxrss would carry the forking parent's peak across exec."""
     try:
@@ -67,6 +82,9 @@ def main(request_path: str) -> int:
             feeds = prepare({k: data[k] for k in data.files})
         outputs = finish(session.run(feeds))
         np.savez(request["outputs"], *[np.asarray(o) for o in outputs])
+        if request.get("eval_feeds"):
+            np.savez(request["eval_outputs"], *_run_batches(session, prepare, finish, request["eval_feeds"],
+                                                             request["eval_batch"]))
         with np.load(request["timing_feeds"]) as data:
             timing_feeds = prepare({k: data[k] for k in data.files})
         result["latencies_ms"] = _time_runs(

@@ -19,6 +19,7 @@ class Measurement:
     status: str  # ok | failed | skipped
     error: str | None = None
     outputs: list[np.ndarray] = field(default_factory=list)
+    eval_outputs: list[np.ndarray] = field(default_factory=list)  # on the --eval set, when one was given
     latencies_ms: list[float] = field(default_factory=list)
     peak_rss_mb: float | None = None
     device: str | None = None
@@ -60,10 +61,14 @@ def measure_in_child(
     feeds: dict[str, np.ndarray],
     timing_feeds: dict[str, np.ndarray],
     settings: RunSettings,
+    eval_feeds: dict[str, np.ndarray] | None = None,
+    eval_batch: int = 32,
 ) -> Measurement:
     with tempfile.TemporaryDirectory(prefix="qconvert-run-") as work:
         work_dir = Path(work)
         np.savez(work_dir / "feeds.npz", **feeds)
+        if eval_feeds:
+            np.savez(work_dir / "eval.npz", **eval_feeds)
         np.savez(work_dir / "timing.npz", **timing_feeds)
         request = {
             "opener": opener, "artifact": artifact, "options": options, "device": settings.device,
@@ -71,6 +76,8 @@ def measure_in_child(
             "min_seconds": settings.min_seconds, "feeds": str(work_dir / "feeds.npz"),
             "timing_feeds": str(work_dir / "timing.npz"), "outputs": str(work_dir / "outputs.npz"),
             "result": str(work_dir / "result.json"),
+            "eval_feeds": str(work_dir / "eval.npz") if eval_feeds else None, "eval_batch": eval_batch,
+            "eval_outputs": str(work_dir / "eval_outputs.npz"),
         }
         (work_dir / "request.json").write_text(json.dumps(request))
         try:
@@ -98,4 +105,7 @@ def measure_in_child(
         if measurement.status == "ok":
             with np.load(work_dir / "outputs.npz") as data:
                 measurement.outputs = [data[f"arr_{i}"] for i in range(len(data.files))]
+            if eval_feeds:
+                with np.load(work_dir / "eval_outputs.npz") as data:
+                    measurement.eval_outputs = [data[f"arr_{i}"] for i in range(len(data.files))]
         return measurement

@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import onnx_ir as ir
 
@@ -23,6 +23,7 @@ class EmitOptions:
     """What the user chose that emitters need beyond the IR."""
 
     io_layout: str | None = None  # nhwc | nchw: the artifact's 4-D input/output layout; None = the source's
+    quant: Any = None  # qconvert.quant.config.QuantConfig for quantized targets (method, granularity, dtype)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Target:
     requires: tuple[str, ...] = ()  # Python modules the runtime needs
     parity_floor_db: float = 60.0  # SQNR against the source below which the artifact is a failure
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # "static": emit receives the IR with QDQ nodes (calibrated; needs --calib). "dynamic": the float IR,
+    # quantized by the emitter at write time. None: a float target.
+    quantization: str | None = None
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qconvert.report.accuracy import format_metrics
 from qconvert.report.result import ConversionResult
 from qconvert.report.table import _num
 
@@ -10,7 +11,8 @@ COLUMNS = ["target", "runtime", "status", "SQNR dB", "max abs err", "top-1 agree
 
 
 def report_markdown(result: ConversionResult) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    columns = COLUMNS + (["eval " + result.metric] if result.metric else [])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in result.rows:
         status = row.status if row.status == "ok" else f"{row.status}: {row.error or ''}".replace("|", "/")
         cells = [
@@ -19,6 +21,6 @@ def report_markdown(result: ConversionResult) -> str:
             _num(row.latency_ms, ".3f"), _num(row.latency_p90_ms, ".3f"), _num(row.relative_time, ".2f"),
             _num(row.size_mb, ".3f"), _num(row.peak_rss_mb, ".0f"),
             _num(result.load_s if row.target == "source" else row.convert_s, ".2f"),
-        ]
+        ] + ([format_metrics(row.metrics)] if result.metric else [])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -23,6 +23,8 @@ class Row:
     size_mb: float | None = None
     peak_rss_mb: float | None = None
     convert_s: float | None = None
+    metrics: dict[str, float] | None = None  # task metrics on the --eval set (qconvert.report.accuracy)
+    quantization: dict | None = None  # what the emitter reports: configuration, layers kept float
 
     @property
     def ok(self) -> bool:
@@ -40,6 +42,9 @@ class ConversionResult:
     batch: int
     parity_samples: int
     load_s: float | None = None  # reading the source and exporting it to the IR, adapter check included
+    parity_data: str = "random"  # random | eval | calib: where the parity samples came from
+    metric: str | None = None  # the --eval metric (top1, dice, cosine)
+    float_layers: list[str] = field(default_factory=list)  # static int8 layers left float by --max-drop
     rows: list[Row] = field(default_factory=list)
 
     @property

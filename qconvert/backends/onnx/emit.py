@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import onnx
@@ -43,3 +44,33 @@ def _store_raw(graph: onnx.GraphProto) -> None:
             graph.initializer[index].CopyFrom(
                 onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor), tensor.name)
             )
+
+
+def emit_qdq(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
+    """The IR's static int8 as it is: `model` already holds the QDQ nodes (qconvert.passes.InsertQDQ)."""
+    from qconvert.ir.metadata import get_meta
+
+    ir.save(model, path)
+    return {"quantization": get_meta(model, "quantization", {})}
+
+
+def emit_dynamic(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
+    """Dynamic int8 for MatMul/Gemm: int8 weights, activations quantized per batch at run time
+    (onnxruntime's quantize_dynamic; its kernels fuse into DynamicQuantizeMatMul)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    proto = ir.serde.serialize_model(model)
+    # The quantizer re-infers shapes after rewriting Gemm weights; recorded intermediate shapes
+    # (value_info) of the old weights then contradict it.
+    proto.graph.ClearField("value_info")
+    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice goes to the root logger
+    quantize_dynamic(
+        proto, path, op_types_to_quantize=["MatMul", "Gemm"],
+        per_channel=options.quant.per_channel if options.quant else False,
+        weight_type=QuantType.QInt8,
+        # A MatMul of two activations (attention scores) stays float: quantizing it per batch costs
+        # more than it saves and hurts accuracy most.
+        extra_options={"MatMulConstBOnly": True},
+    )
+    quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in onnx.load(str(path)).graph.node)
+    return {"quantization": {"config": "dynamic int8 MatMul/Gemm weights", "layers": quantized}}

@@ -1,0 +1,58 @@
+"""What the user chose for quantization: calibration method, weight granularity, activation type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qconvert.errors import UsageError
+
+METHODS = ("minmax", "moving-average", "percentile", "entropy", "mse")
+DEFAULT_PERCENTILE = 99.99
+# Measured on the reference models (bench/quant_vs_ort.py, README): see DEFAULT_METHOD's note there.
+DEFAULT_METHOD = "minmax"
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    method: str = DEFAULT_METHOD
+    percentile: float = DEFAULT_PERCENTILE  # only for method == "percentile"
+    per_channel: bool = True  # weights: one scale per output channel (else one per tensor)
+    symmetric_activations: bool = False  # activations: zero point fixed at the middle (else affine)
+    activation_dtype: str = "int8"  # int8 | uint8; weights are always int8, symmetric, narrow range
+
+    def describe(self) -> str:
+        method = f"percentile:{self.percentile:g}" if self.method == "percentile" else self.method
+        return (f"{method}, weights {'per-channel' if self.per_channel else 'per-tensor'}, activations "
+                f"{'symmetric' if self.symmetric_activations else 'affine'} {self.activation_dtype}")
+
+
+def parse_method(text: str) -> tuple[str, float]:
+    """`percentile:99.9` -> ("percentile", 99.9); other names carry no argument."""
+    name, _, argument = text.strip().partition(":")
+    if name not in METHODS:
+        raise UsageError(f"unknown calibration method {text!r}; use one of {', '.join(METHODS)} "
+                         f"(percentile takes an optional :P, e.g. percentile:99.99)")
+    if argument and name != "percentile":
+        raise UsageError(f"calibration method {name} takes no argument (got {text!r})")
+    percentile = DEFAULT_PERCENTILE
+    if argument:
+        try:
+            percentile = float(argument)
+        except ValueError:
+            raise UsageError(f"percentile must be a number in (50, 100], got {argument!r}") from None
+        if not 50.0 < percentile <= 100.0:
+            raise UsageError(f"percentile must be in (50, 100], got {percentile:g}")
+    return name, percentile
+
+
+def make_config(calibrate: str = DEFAULT_METHOD, weights: str = "per-channel", activations: str = "affine",
+                dtype: str = "int8") -> QuantConfig:
+    """A QuantConfig from the CLI's words, each checked."""
+    method, percentile = parse_method(calibrate)
+    if weights not in ("per-channel", "per-tensor"):
+        raise UsageError(f"--weights must be per-channel or per-tensor, got {weights!r}")
+    if activations not in ("affine", "symmetric"):
+        raise UsageError(f"--activations must be affine or symmetric, got {activations!r}")
+    if dtype not in ("int8", "uint8"):
+        raise UsageError(f"--activation-type must be int8 or uint8, got {dtype!r}")
+    return QuantConfig(method, percentile, weights == "per-channel", activations == "symmetric", dtype)

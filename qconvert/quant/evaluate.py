@@ -1,0 +1,49 @@
+"""Run an IR (float or QDQ) in onnxruntime in this process: for sensitivity analysis and mixed precision,
+where dozens of variants are compared on the same data and child processes would cost more than the runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from qconvert.quant.calibrate import batch_size_of, batches
+from qconvert.report.accuracy import evaluate
+from qconvert.report.metrics import sqnr_db
+
+
+def run_first_output(model: ir.Model, feeds: dict[str, np.ndarray], threads: int | None = None) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    # Full optimisation: QDQ runs as the int8 kernels the onnx-qdq artifact gets.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(ir.serde.serialize_model(model).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    parts = [session.run(None, {n: batch[n] for n in names})[0] for batch in batches(feeds, batch_size_of(model))]
+    return np.concatenate(parts)
+
+
+class Scorer:
+    """Scores variants of one float model against it: output SQNR and, with labels, the task metric."""
+
+    def __init__(self, model: ir.Model, feeds: dict[str, np.ndarray], labels: np.ndarray | None = None,
+                 metric: str | None = None, threads: int | None = None):
+        self.feeds, self.labels, self.metric, self.threads = feeds, labels, metric, threads
+        self.reference = run_first_output(model, feeds, threads)
+        self.float_metric = self.metric_of(self.reference)
+
+    def metric_of(self, output: np.ndarray) -> float | None:
+        if self.labels is None or not self.metric:
+            return None
+        return next(iter(evaluate(self.metric, output, self.labels, self.reference).values()))
+
+    def score(self, model: ir.Model) -> tuple[float, float | None]:
+        """(SQNR dB against the float model, metric drop from the float model's metric)."""
+        output = run_first_output(model, self.feeds, self.threads)
+        value = self.metric_of(output)
+        drop = None if value is None else self.float_metric - value
+        return sqnr_db(self.reference, output), drop
