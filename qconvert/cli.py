@@ -1,4 +1,4 @@
-"""The command line: `qconvert MODEL --to T[,T...]`, plus `qconvert inspect MODEL` and `qconvert targets`."""
+"""The command line: `qconvert MODEL --to T[,T...]`, plus `qconvert inspect MODEL`, `targets` and `ops`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 
 from qconvert.errors import QConvertError
 
-SUBCOMMANDS = ("inspect", "targets", "sensitivity")
+SUBCOMMANDS = ("inspect", "targets", "sensitivity", "ops")
 
 
 class DefaultToConvert(click.Group):
@@ -223,6 +223,30 @@ def targets_command(as_json):
     for t in targets:
         state = "available" if t.available else f"missing {', '.join(t.missing_modules())}"
         click.echo(f"{t.name:15} {t.runtime:12} {state:10}  {t.description}")
+
+
+@main.command("ops")
+@click.option("--json", "as_json", is_flag=True)
+def ops_command(as_json):
+    """Op x target coverage, from the emitters' registries ("all": the target runs every ONNX op)."""
+    import importlib
+
+    from qconvert.backends.targets import BACKENDS, all_targets
+
+    names = list(all_targets())
+    coverage: dict[str, frozenset[str]] = {}
+    for module in BACKENDS:  # a backend with per-op emitters says which ops each of its targets has
+        declared = getattr(importlib.import_module(module), "op_coverage", None)
+        coverage.update(declared() if declared else {})
+    ops = sorted(set().union(*coverage.values())) if coverage else []
+    if as_json:
+        click.echo(json.dumps({n: sorted(coverage[n]) if n in coverage else "all" for n in names}, indent=2))
+        return
+    width = max([len(op) for op in ops] + [2])
+    click.echo(f"{'op':{width}}  " + "  ".join(names))
+    for op in ops:
+        cells = ["all" if n not in coverage else "yes" if op in coverage[n] else "-" for n in names]
+        click.echo((f"{op:{width}}  " + "  ".join(f"{c:{len(n)}}" for c, n in zip(cells, names))).rstrip())
 
 
 if __name__ == "__main__":

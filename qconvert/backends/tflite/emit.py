@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnx_ir as ir
@@ -15,9 +14,9 @@ QUANTIZATION_MODES = ("fp32", "fp16", "dynamic")
 
 def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tuple[bytes, dict]:
     """The .tflite bytes and the artifact's facts (its inputs' and outputs' names and layouts)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    from qconvert.backends.tflite.quiet import import_tensorflow
 
+    tf = import_tensorflow()
     from qconvert.backends.tflite.program import build_program
 
     program = build_program(prepare_ir(model), options.io_layout, target)

@@ -34,6 +34,7 @@ class Port:
     perm: layout.Perm  # artifact tensor = transpose(IR value, perm)
     layout: str  # NCHW | NHWC | - (what the artifact's tensor is)
     dtype: str
+    ir_layout: str = "-"  # what the IR's tensor is
 
     def fact(self) -> dict:
         return {"name": self.name, "signature": self.signature, "perm": list(self.perm),
@@ -70,25 +71,25 @@ def _signature_name(name: str, index: int, kind: str, taken: set[str]) -> str:
 
 
 def plan_ports(model: ir.Model, io_layout: str | None) -> tuple[list[Port], list[Port]]:
+    """Artifact inputs and outputs; an output's perm is settled once its rank is known (tracing)."""
     layouts = input_layouts(model)
     image_layouts = [v for v in layouts.values() if v in ("NCHW", "NHWC")]
     # Outputs carry no layout record; a 4-D output is taken to share the source's image layout.
     output_layout = image_layouts[0] if image_layouts else "NCHW"
     taken: set[str] = set()
-    inputs, outputs = [], []
+    inputs = []
     for index, value in enumerate(v for v in model.graph.inputs if not v.is_initializer()):
         perm, name = _port_perm(layouts[value.name], io_layout)
-        rank = len(value.shape)
         inputs.append(Port(value.name, _signature_name(value.name, index, "input", taken),
-                           perm or layout.identity(rank), name, tf_dtype(value.dtype).name))
-    for index, value in enumerate(model.graph.outputs):
-        rank = len(value.shape) if value.shape is not None else None
-        ir_layout = output_layout if rank == 4 else "-"
-        perm, name = _port_perm(ir_layout, io_layout)
-        outputs.append(Port(value.name, _signature_name(value.name, index, "output", taken),
-                            perm or (layout.identity(rank) if rank is not None else ()), name,
-                            tf_dtype(value.dtype).name))
+                           perm or layout.identity(len(value.shape)), name, tf_dtype(value.dtype).name))
+    outputs = [Port(value.name, _signature_name(value.name, index, "output", taken), (), output_layout, "",
+                    output_layout) for index, value in enumerate(model.graph.outputs)]
     return inputs, outputs
+
+
+def _settle_output(port: Port, rank: int, io_layout: str | None) -> None:
+    perm, name = _port_perm(port.ir_layout if rank == 4 else "-", io_layout)
+    port.perm, port.layout = perm or layout.identity(rank), name
 
 
 def _input_spec(value: ir.Value, port: Port) -> tf.TensorSpec:
@@ -129,8 +130,7 @@ def build_program(model: ir.Model, io_layout: str | None, target: str) -> Progra
             emit_node(node, values, target, opset)
         results = {}
         for port in outputs:
-            if len(port.perm) != values.held[port.name].rank:
-                port.perm = layout.identity(values.held[port.name].rank)
+            _settle_output(port, values.held[port.name].rank, io_layout)
             # tf.identity keeps two outputs of one tensor apart.
             results[port.signature] = tf.identity(values.arrange(port.name, port.perm))
             port.dtype = results[port.signature].dtype.name

@@ -18,10 +18,7 @@ for name, mode, description, floor in TARGETS:
                     emit=emitter(mode, name), opener=OPENER, requires=REQUIRES, parity_floor_db=floor))
 
 
-def _coverage() -> dict[str, frozenset[str]]:
+def op_coverage() -> dict[str, frozenset[str]]:
+    """The ops each target emits, for `qconvert ops` (a backend without this function runs every op)."""
     ops = supported_ops()
     return {name: ops for name, _, _, _ in TARGETS}
-
-
-# What `qconvert ops` prints for these targets (targets without an entry run every op).
-OP_COVERAGE = _coverage

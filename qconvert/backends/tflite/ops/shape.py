@@ -56,7 +56,7 @@ def _dynamic_dims(tensor: tf.Tensor) -> list:
 def _reshape(x: tf.Tensor, dims: list) -> tf.Tensor:
     """tf.reshape with at most one unknown dim written as -1, so the shape stays a constant."""
     unknown = [i for i, d in enumerate(dims) if not isinstance(d, (int, np.integer))]
-    if len(unknown) == 1 and -1 not in dims:
+    if len(unknown) == 1 and not any(isinstance(d, (int, np.integer)) and d == -1 for d in dims):
         dims = [-1 if i == unknown[0] else d for i, d in enumerate(dims)]
     if all(isinstance(d, (int, np.integer)) for d in dims):
         return tf.reshape(x, [int(d) for d in dims])
