@@ -1,0 +1,122 @@
+"""Build, train and save the reference models.
+
+    python -m models.build --out DIR [--tiny] [--only unet,vgg,convnet,bert]
+
+Per model, DIR receives:
+    unet:          unet.h5, unet_eval.npz {input [N,128,128,3] f32, labels [N,128,128,1] f32}
+    vgg, convnet:  NAME.pt (TorchScript), NAME.pt2 (torch.export, dynamic batch),
+                   NAME_weights.pt (state_dict), NAME_eval.npz {x [N,3,32,32] f32, labels [N] i64}
+    bert:          bert.pt, bert.pt2, bert_weights.pt, bert_eval.npz {input_ids [N,128] i64, labels [N] i64}
+plus manifest.json (metric, parameter count, training time, builder entry point
+per model). The npz input key is the model's input name. `--tiny` builds the
+small test variants (`build_tiny()` in each module; bert keeps seq_len 128).
+With `--only`, entries of an existing manifest of the same kind are kept.
+
+Imports are lazy: only the UNet needs tensorflow and only the others need torch.
+"""
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+MODELS = ("unet", "vgg", "convnet", "bert")
+TORCH_INPUT_NAMES = {"vgg": "x", "convnet": "x", "bert": "input_ids"}
+MAX_BATCH = 1024
+
+
+def build_unet(out, tiny):
+    from models import unet_keras
+
+    model, x_eval, y_eval, score, seconds = unet_keras.build_and_train(tiny)
+    # No optimizer/compile config in the file: loading then needs no custom loss.
+    # Legacy HDF5 is the format asked for, so its deprecation warning is noise.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+        model.save(out / "unet.h5", include_optimizer=False)
+    np.savez(out / "unet_eval.npz", **{unet_keras.INPUT_NAME: x_eval, "labels": y_eval})
+    return {
+        "builder": f"models/unet_keras.py:{'build_tiny' if tiny else 'build'}",
+        "input_name": unet_keras.INPUT_NAME,
+        "metric": "dice",
+        "value": score,
+        "params": int(model.count_params()),
+        "train_seconds": seconds,
+        "files": ["unet.h5", "unet_eval.npz"],
+    }
+
+
+def build_torch(name, out, tiny):
+    import importlib
+
+    import torch
+
+    module = importlib.import_module(f"models.{name}_torch")
+    model, x_eval, y_eval, score, seconds = module.build_and_train(tiny)
+    input_name = TORCH_INPUT_NAMES[name]
+    example = torch.from_numpy(x_eval[:2])
+
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(model, example), out / f"{name}.pt")
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    program = torch.export.export(model, (example,), dynamic_shapes={input_name: {0: batch}})
+    torch.export.save(program, out / f"{name}.pt2")
+    torch.save(model.state_dict(), out / f"{name}_weights.pt")
+    np.savez(out / f"{name}_eval.npz", **{input_name: x_eval, "labels": y_eval})
+    return {
+        "builder": f"models/{name}_torch.py:{'build_tiny' if tiny else 'build'}",
+        "input_name": input_name,
+        "metric": "top1",
+        "value": score,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": seconds,
+        "files": [f"{name}.pt", f"{name}.pt2", f"{name}_weights.pt", f"{name}_eval.npz"],
+    }
+
+
+def build(out, tiny=False, only=MODELS):
+    """Builds the selected models into `out`; returns the manifest dict."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    manifest = {"tiny": tiny, "models": {}}
+    if manifest_path.exists():
+        previous = json.loads(manifest_path.read_text())
+        if previous.get("tiny") == tiny:
+            manifest = previous
+    for name in MODELS:  # fixed order, whatever the order of --only
+        if name not in only:
+            continue
+        start = time.perf_counter()
+        entry = build_unet(out, tiny) if name == "unet" else build_torch(name, out, tiny)
+        entry["total_seconds"] = time.perf_counter() - start
+        manifest["models"][name] = entry
+        print(
+            f"{name:8s} {entry['metric']}={entry['value']:.4f} params={entry['params']:,} "
+            f"train={entry['train_seconds']:.1f}s total={entry['total_seconds']:.1f}s",
+            flush=True,
+        )
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output directory (created)")
+    parser.add_argument("--tiny", action="store_true", help="small fast variants, for tests")
+    parser.add_argument("--only", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    start = time.perf_counter()
+    build(args.out, tiny=args.tiny, only=only)
+    print(f"done in {time.perf_counter() - start:.1f}s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
