@@ -33,6 +33,9 @@ def tf_dtype(dtype: ir.DataType) -> tf.DType:
 class Held:
     tensor: Any  # tf.Tensor, or np.ndarray for constants
     perm: layout.Perm
+    # A [N, K] value flattened from a channels-last map without a transpose: tensor[:, j] is IR column
+    # columns[j]. Only a dense layer (which permutes its weight rows instead) reads it as it is.
+    columns: np.ndarray | None = None
 
     @property
     def rank(self) -> int:
@@ -52,6 +55,8 @@ class ValueTable:
 
     def arrange(self, name: str, perm: layout.Perm):
         held = self.held[name]
+        if held.columns is not None:  # columns back in IR order (dense consumers never get here)
+            self.held[name] = held = Held(tf.gather(held.tensor, np.argsort(held.columns), axis=1), held.perm)
         if held.perm == perm:
             return tf.convert_to_tensor(narrow(held.tensor)) if held.is_const else held.tensor
         if held.is_const:

@@ -72,7 +72,6 @@ def test_keras_style_graph_follows_its_nhwc_source_or_the_override(tmp_path):
 
 
 def test_facts_name_the_artifact_layouts(tmp_path):
-    from qconvert.backends.tflite.targets import TARGETS  # noqa: F401  (registers the targets)
     from qconvert.backends.targets import EmitOptions, all_targets
 
     target = all_targets()["tflite-fp32"]

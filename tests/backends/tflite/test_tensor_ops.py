@@ -92,6 +92,28 @@ def test_flatten_after_global_pool_needs_no_transpose(tmp_path):
     assert "TRANSPOSE" not in check(keras_style(model(body)), tmp_path)
 
 
+@pytest.mark.parametrize("flatten", ["f = Flatten(x)", "f = Reshape(x, s)"])
+def test_flatten_into_dense_layers_permutes_weights_not_activations(flatten, tmp_path):
+    body = graph(f"""
+        {flatten}
+        g = Gemm <transB = 1> (f, w)
+        y = MatMul(f, v)""", output="float[N, 5] y", inputs=f"{X}, int64[2] s, float[5, 192] w, float[192, 5] v")
+    body = body.replace("y = MatMul(f, v)", "m = MatMul(f, v)\n y = Add(g, m)")
+    constants = {"s": np.array([0, -1], np.int64), "w": weights(5, 192), "v": weights(192, 5)}
+    assert "TRANSPOSE" not in check(keras_style(model(body, constants)), tmp_path, atol=2e-5)
+
+
+def test_flatten_read_by_another_op_is_still_exact(tmp_path):
+    body = graph("""
+        f = Flatten(x)
+        g = Gemm <transB = 1> (f, w)
+        r = Relu(f)
+        y = ReduceSum <keepdims = 0> (r, one)""", output="float[N] y", inputs=f"{X}, float[5, 192] w, int64[1] one")
+    body = body.replace("ReduceSum <keepdims = 0> (r, one)", "ReduceSum <keepdims = 0> (r, one)\n z = Relu(g)")
+    constants = {"w": weights(5, 192), "one": np.array([1], np.int64)}
+    check(keras_style(model(body, constants)), tmp_path, atol=2e-5)
+
+
 def test_flatten_and_reshape_keep_nchw_meaning(tmp_path):
     body = graph("f = Flatten(x)\n y = Reshape(f, s)", output="float[N, 4, 48] y", inputs=f"{X}, int64[3] s")
     constants = {"s": np.array([0, 4, -1], np.int64)}

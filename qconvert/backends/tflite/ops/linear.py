@@ -13,10 +13,18 @@ from qconvert.backends.tflite.registry import emits
 def _operand(ctx: EmitContext, index: int) -> tuple[tf.Tensor, bool]:
     """An operand as held when that differs from the IR only by its last two axes (a matmul flag)."""
     rank, perm = ctx.rank(index), ctx.perm(index)
+    if index == 0 and ctx.held(0).columns is not None and ctx.held(1).is_const and ctx.rank(1) == 2:
+        return ctx.held(0).tensor, False  # _dense_weights reorders the weight rows to match
     swapped = layout.identity(rank - 2) + (rank - 1, rank - 2) if rank >= 2 else None
     if perm == swapped:
         return ctx.tensor(index), True
     return ctx.plain(index), False
+
+
+def _dense_weights(ctx: EmitContext, weights: np.ndarray) -> np.ndarray:
+    """[K, N] weights, rows reordered when A was flattened channels-last (see shape.py)."""
+    columns = ctx.held(0).columns
+    return weights if columns is None else weights[columns]
 
 
 @emits("Gemm")
@@ -27,7 +35,7 @@ def gemm(ctx: EmitContext) -> None:
     trans_a ^= a_swapped
     if ctx.held(1).is_const:
         weights = ctx.const(1, "weights").astype(np.float32)
-        weights = (weights.T if trans_b else weights) * np.float32(alpha)
+        weights = _dense_weights(ctx, weights.T if trans_b else weights) * np.float32(alpha)
         y = tf.matmul(a, weights, transpose_a=trans_a)
     else:
         b, b_swapped = _operand(ctx, 1)
@@ -52,7 +60,8 @@ def matmul(ctx: EmitContext) -> None:
     a, trans_a = _operand(ctx, 0) if a_rank >= 2 else (ctx.plain(0), False)
     if ctx.held(1).is_const and b_rank == 2 and not trans_a:
         # x @ W with constant 2-D W: the converter makes it FULLY_CONNECTED (keeping the leading dims).
-        y = tf.matmul(a if a_rank > 1 else a[None, :], ctx.const(1, "weights").astype(np.float32))
+        weights = _dense_weights(ctx, ctx.const(1, "weights").astype(np.float32))
+        y = tf.matmul(a if a_rank > 1 else a[None, :], weights)
         ctx.set(y if a_rank > 1 else y[0])
         return
     b, trans_b = _operand(ctx, 1) if b_rank >= 2 else (ctx.plain(1), False)
