@@ -103,12 +103,16 @@ def convert(
     from qconvert.passes import cleanup
 
     model = str(model)
-    targets = resolve_targets(to.split(",") if isinstance(to, str) else list(to))
+    names = to.split(",") if isinstance(to, str) else list(to)
+    targets = resolve_targets(names)
+    # `all` without --calib: static int8 targets become skipped rows, not an error (a named one is).
+    uncalibrated = {t.name for t in targets if t.quantization == "static" and calib is None and t.name not in names}
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}; use cpu or cuda")
     out = Path(out_dir)
     check_writable(out)
-    _check_quantization_options(targets, calib, eval_path, max_drop, trust_code)
+    _check_quantization_options([t for t in targets if t.name not in uncalibrated], calib, eval_path, max_drop,
+                                trust_code)
     notify = progress or (lambda stage, name: None)
     settings = RunSettings(device=device, threads=threads or physical_cores(), warmup=warmup, runs=runs)
 
@@ -147,7 +151,7 @@ def convert(
         source_row.metrics = evaluate(result.metric, reference.eval_outputs[0], labels, reference.eval_outputs[0])
 
     qdq_graph = None
-    if any(t.quantization == "static" for t in targets):
+    if any(t.quantization == "static" and t.name not in uncalibrated for t in targets):
         notify("calibrate", "static int8")
         qdq_graph, result.float_layers = _quantize(graph, calib_feeds, quant, eval_feeds, labels,
                                                    result.metric, max_drop)
@@ -160,6 +164,9 @@ def convert(
         if not target.available:
             row.status = "skipped"
             row.error = f"{target.runtime} is not installed ({', '.join(target.missing_modules())})"
+            continue
+        if target.name in uncalibrated:
+            row.status, row.error = "skipped", "static int8 needs calibration data (--calib)"
             continue
         notify("emit", target.name)
         path = out / artifact_name(stem, target)

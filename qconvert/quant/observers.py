@@ -109,7 +109,15 @@ class Percentile(_Histogram):
         return min(i0, i1 - 1), min(i1, BINS)
 
 
-class Entropy(_Histogram):
+class _SkipZeros(_Histogram):
+    """Exact zeros (a Relu's output is often half zeros) quantize without error under every candidate
+    range; left in, their spike decides the choice (KL smears it over a level's bins)."""
+
+    def observe_histogram(self, batch: np.ndarray) -> None:
+        super().observe_histogram(batch[batch != 0])
+
+
+class Entropy(_SkipZeros):
     def best_window(self) -> tuple[int, int]:
         qmin, qmax = QRANGE[self.dtype]
         levels = qmax - qmin + 1
@@ -121,7 +129,7 @@ class Entropy(_Histogram):
         return best
 
 
-class Mse(_Histogram):
+class Mse(_SkipZeros):
     def best_window(self) -> tuple[int, int]:
         edges = self.edges()
         centers = (edges[:-1] + edges[1:]) / 2
@@ -145,11 +153,10 @@ def _kl_divergence(counts: np.ndarray, i0: int, i1: int, levels: int) -> float:
     p = inside.copy()
     p[0] += counts[:i0].sum()
     p[-1] += counts[i1:].sum()
-    q = np.zeros_like(p)
-    for group in np.array_split(np.arange(len(p)), levels):
-        nonzero = inside[group] > 0
-        if nonzero.any():
-            q[group[nonzero]] = inside[group].sum() / nonzero.sum()
+    group = (np.arange(len(inside)) * levels) // len(inside)  # bin -> quantization level
+    mass = np.bincount(group, weights=inside, minlength=levels)
+    filled = np.bincount(group, weights=inside > 0, minlength=levels)
+    q = np.where(inside > 0, mass[group] / np.maximum(filled[group], 1), 0.0)
     total_p, total_q = p.sum(), q.sum()
     if total_p == 0 or total_q == 0:
         return np.inf
