@@ -1,6 +1,6 @@
 """Offline, deterministic data for the reference models.
 
-Everything here is numpy/scipy/scikit-learn only, so that building the Keras
+Everything here is numpy/scikit-learn only, so that building the Keras
 UNet does not pull in torch and building the torch models does not pull in
 tensorflow.
 """
