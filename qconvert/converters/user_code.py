@@ -35,14 +35,17 @@ def load_callable(spec: str, *, trust_code: bool, flag: str = "--trust-code") ->
     if module is None:
         import_spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(import_spec)
-        # Let the file import its siblings, as it would when run from its own folder.
-        sys.path.insert(0, str(path.resolve().parent))
+        # Let the file import its siblings (as when run from its own folder) and the packages of the
+        # project it is called from (as under `python -m`).
+        extra = [str(path.resolve().parent), str(Path.cwd())]
+        sys.path[:0] = extra
         try:
             import_spec.loader.exec_module(module)
         except Exception as error:
             raise SourceLoadError(f"importing {path} failed: {type(error).__name__}: {error}") from error
         finally:
-            sys.path.remove(str(path.resolve().parent))
+            for entry in extra:
+                sys.path.remove(entry)
         sys.modules[module_name] = module
     factory = getattr(module, name, None)
     if not callable(factory):

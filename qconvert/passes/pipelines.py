@@ -12,8 +12,12 @@ from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
 from qconvert.passes.remove_identity import RemoveIdentity
+from qconvert.passes.strip_debug_metadata import StripDebugMetadata
 
 CLEANUP: list[ir.passes.PassBase] = [
+    # Any time: exporters' per-node stack traces are ~5% of a small model's file and would
+    # travel into every artifact (and break fp16's ≤ 0.52× size).
+    StripDebugMetadata(),
     # First: an Identity between Conv and BatchNormalization hides the pattern from
     # FoldBatchNorm.
     RemoveIdentity(),

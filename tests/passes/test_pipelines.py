@@ -89,6 +89,7 @@ def test_run_pipeline_rejects_a_pass_that_drops_metadata():
 def test_cleanup_order():
     names = [type(p).__name__ for p in CLEANUP]
     assert names == [
+        "StripDebugMetadata",
         "RemoveIdentity",
         "FoldConstants",
         "FoldBatchNorm",
