@@ -94,6 +94,10 @@ class EmitContext:
         value = attribute.value
         return value.numpy() if isinstance(value, ir.TensorProtocol) else value
 
+    def text(self, name: str, default: str) -> str:
+        value = self.attr(name, default)
+        return value.decode() if isinstance(value, bytes) else value
+
     def unsupported(self, reason: str) -> UnsupportedOpError:
         return UnsupportedOpError(f"{self.op_type} ({reason})", self.node.name or "", self.target)
 

@@ -8,6 +8,7 @@ from qconvert.backends.tflite.ops import (  # noqa: F401
     normalization,
     pool,
     reduce,
+    reshape,
     resize,
     shape,
     tensor,

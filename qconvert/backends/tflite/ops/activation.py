@@ -78,9 +78,7 @@ def hard_swish(ctx: EmitContext) -> None:
 
 @emits("Gelu")
 def gelu(ctx: EmitContext) -> None:
-    approximate = ctx.attr("approximate", "none")
-    if isinstance(approximate, bytes):
-        approximate = approximate.decode()
+    approximate = ctx.text("approximate", "none")
     _same_layout(ctx, lambda x: tf.nn.gelu(x, approximate=approximate == "tanh"))
 
 

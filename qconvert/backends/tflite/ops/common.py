@@ -74,9 +74,7 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, 
 def onnx_pads(ctx: EmitContext, sizes: Sequence[int | None], kernel: Sequence[int], strides: Sequence[int],
               dilations: Sequence[int]) -> list[tuple[int, int]]:
     """(begin, end) per spatial dim from pads/auto_pad."""
-    auto_pad = ctx.attr("auto_pad", "NOTSET")
-    if isinstance(auto_pad, bytes):
-        auto_pad = auto_pad.decode()
+    auto_pad = ctx.text("auto_pad", "NOTSET")
     spatial = len(kernel)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         if any(s is None for s in sizes):

@@ -77,12 +77,13 @@ def _transpose_pads(ctx: EmitContext, sizes, kernel, strides, one_d: bool) -> tu
     spatial = 1 if one_d else 2
     output_padding = list(ctx.attr("output_padding", [0] * spatial))
     output_shape = ctx.attr("output_shape")
-    auto_pad = ctx.attr("auto_pad", "NOTSET")
-    if isinstance(auto_pad, bytes):
-        auto_pad = auto_pad.decode()
+    auto_pad = ctx.text("auto_pad", "NOTSET")
     in_sizes, kernel, strides = sizes[-spatial:], kernel[-spatial:], strides[-spatial:]
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        targets = list(output_shape)[-spatial:] if output_shape is not None else [s * st for s, st in zip(in_sizes, strides)]
+        if output_shape is not None:
+            targets = list(output_shape)[-spatial:]
+        else:
+            targets = [s * st for s, st in zip(in_sizes, strides)]
         pads = []
         for size, k, st, op, target in zip(in_sizes, kernel, strides, output_padding, targets):
             total = st * (size - 1) + op + k - target

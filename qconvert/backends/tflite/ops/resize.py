@@ -15,14 +15,9 @@ from qconvert.backends.tflite.context import EmitContext
 from qconvert.backends.tflite.registry import emits
 
 
-def _text(ctx: EmitContext, name: str, default: str) -> str:
-    value = ctx.attr(name, default)
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _output_size(ctx: EmitContext, sizes: list[int]) -> tuple[list[int], list[float]]:
     """Output H, W and the scales ONNX uses in its coordinate transform."""
-    if ctx.attr("axes") is not None or _text(ctx, "keep_aspect_ratio_policy", "stretch") != "stretch":
+    if ctx.attr("axes") is not None or ctx.text("keep_aspect_ratio_policy", "stretch") != "stretch":
         raise ctx.unsupported("axes / keep_aspect_ratio_policy")
     scales = ctx.const(2, "scales") if ctx.has_input(2) else None
     if scales is not None and scales.size:
@@ -75,8 +70,8 @@ def tf_nearest(out: int, size: int, align_corners: bool, half_pixel: bool) -> np
 
 
 def _nearest(ctx: EmitContext, x: tf.Tensor, sizes, out, scales) -> tf.Tensor:
-    mode = _text(ctx, "coordinate_transformation_mode", "half_pixel")
-    rounding = _text(ctx, "nearest_mode", "round_prefer_floor")
+    mode = ctx.text("coordinate_transformation_mode", "half_pixel")
+    rounding = ctx.text("nearest_mode", "round_prefer_floor")
     wanted = [onnx_nearest(mode, rounding, o, s, f) for o, s, f in zip(out, sizes, scales)]
     for align_corners, half_pixel in ((False, False), (False, True), (True, False)):
         if all(np.array_equal(w, tf_nearest(o, s, align_corners, half_pixel))
@@ -87,7 +82,7 @@ def _nearest(ctx: EmitContext, x: tf.Tensor, sizes, out, scales) -> tf.Tensor:
 
 
 def _linear(ctx: EmitContext, x: tf.Tensor, sizes, out, scales) -> tf.Tensor:
-    mode = _text(ctx, "coordinate_transformation_mode", "half_pixel")
+    mode = ctx.text("coordinate_transformation_mode", "half_pixel")
     if any(abs(f - o / s) > 1e-6 for f, o, s in zip(scales, out, sizes)):
         raise ctx.unsupported("linear resize with a scale that is not output/input")
     if mode == "pytorch_half_pixel" and min(out) > 1:
@@ -105,7 +100,7 @@ def resize(ctx: EmitContext) -> None:
         raise ctx.unsupported(f"rank {ctx.rank(0)}")
     if ctx.attr("antialias", 0):
         raise ctx.unsupported("antialias")
-    mode = _text(ctx, "mode", "nearest")
+    mode = ctx.text("mode", "nearest")
     x = ctx.channels_last(0)
     sizes = x.shape.as_list()[1:3]
     if any(s is None for s in sizes):
@@ -135,7 +130,7 @@ def pad(ctx: EmitContext) -> None:
     for i, axis in enumerate(axes):
         per_axis[layout.normalize_axis(int(axis), rank)] = [pads[i], pads[i + len(axes)]]
     paddings = [per_axis[a] for a in held.perm]
-    mode = _text(ctx, "mode", "constant")
+    mode = ctx.text("mode", "constant")
     x = ctx.tensor(0)
     if mode == "constant":
         value = ctx.attr("value", 0.0)

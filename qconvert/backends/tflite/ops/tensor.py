@@ -107,9 +107,7 @@ def tile(ctx: EmitContext) -> None:
 def _block_op(ctx: EmitContext, function) -> None:
     if ctx.rank(0) != 4:
         raise ctx.unsupported("rank != 4")
-    mode = ctx.attr("mode", "DCR")
-    if isinstance(mode, bytes):
-        mode = mode.decode()
+    mode = ctx.text("mode", "DCR")
     if mode != "DCR":
         raise ctx.unsupported(f"mode {mode}")
     ctx.set(function(ctx.channels_last(0), int(ctx.attr("blocksize"))), layout.channels_last(4))
