@@ -87,3 +87,9 @@ POOLS = {
 @pytest.mark.parametrize("case", POOLS)
 def test_pool(case, tmp_path):
     check_both_layouts(POOLS[case], None, tmp_path)
+
+
+@pytest.mark.parametrize("op", ["MaxPool <kernel_shape = [3], strides = [2], pads = [1, 1]>",
+                                "AveragePool <kernel_shape = [3], strides = [2], pads = [1, 1]>"])
+def test_pool1d(op, tmp_path):
+    check(model(f"g (float[N, 4, 11] x) => (float[N, C, L] y) {{ y = {op} (x) }}"), tmp_path)

@@ -79,3 +79,18 @@ def test_instance_normalization(tmp_path):
         y = InstanceNormalization(x, s, b)
     }"""
     check_both_layouts(body, {"s": weights(4), "b": weights(4, seed=2)}, tmp_path)
+
+
+def test_group_norm_as_torch_exports_it(tmp_path):
+    """Reshape -> InstanceNormalization -> Reshape -> affine: exact; the reshapes to and from groups
+    mix channels with space, so an NHWC-held input pays one transpose each way."""
+    body = """g (float[N, 8, 4, 4] x, int64[3] groups, int64[4] back, float[4] one, float[4] zero,
+                 float[8, 1, 1] gamma) => (float[N, 8, 4, 4] y) {
+        r = Reshape(x, groups)
+        n = InstanceNormalization(r, one, zero)
+        b = Reshape(n, back)
+        y = Mul(b, gamma)
+    }"""
+    constants = {"groups": np.array([0, 4, -1], np.int64), "back": np.array([0, 8, 4, 4], np.int64),
+                 "one": np.ones(4, np.float32), "zero": np.zeros(4, np.float32), "gamma": weights(8, 1, 1)}
+    check(model(body, constants), tmp_path)

@@ -62,10 +62,11 @@ def layer_norm(ctx: EmitContext) -> None:
 
 @emits("InstanceNormalization")
 def instance_norm(ctx: EmitContext) -> None:
-    rank = ctx.rank(0)
-    perm = layout.channels_last(rank)
-    x = ctx.tensor(0, perm)
-    axes = list(range(1, rank - 1))
+    # Statistics over the spatial axes wherever they are held: a GroupNorm exported as
+    # Reshape -> InstanceNormalization -> Reshape then needs no transposes of its own.
+    rank, perm = ctx.rank(0), ctx.perm(0)
+    x = ctx.tensor(0)
+    axes = sorted(layout.held_axis(perm, a) for a in range(2, rank))
     mean = tf.reduce_mean(x, axes, keepdims=True)
     centered = x - mean
     variance = tf.reduce_mean(tf.square(centered), axes, keepdims=True)

@@ -1,8 +1,9 @@
-"""MaxPool, AveragePool and the global pools on channels-last tensors."""
+"""MaxPool, AveragePool and the global pools on channels-last tensors (1-D pools run as 2-D, height 1)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -13,21 +14,45 @@ from qconvert.backends.tflite.ops.common import onnx_pads, pad_spatial, padding_
 from qconvert.backends.tflite.registry import emits
 
 
-def _window(ctx: EmitContext):
-    if ctx.rank(0) != 4:
-        raise ctx.unsupported(f"{ctx.rank(0) - 2}-D pooling")
-    if any(d != 1 for d in ctx.attr("dilations", [1, 1])):
+@dataclass
+class Window:
+    x: tf.Tensor  # N, H, W, C
+    sizes: list  # H, W
+    kernel: list
+    strides: list
+    pads: list  # (begin, end) per spatial dim, ceil_mode's extra end padding included
+    declared: list  # the pads the node declares
+    one_d: bool
+
+
+def _window(ctx: EmitContext) -> Window:
+    rank = ctx.rank(0)
+    if rank not in (3, 4):
+        raise ctx.unsupported(f"{rank - 2}-D pooling")
+    if any(d != 1 for d in ctx.attr("dilations", [1] * (rank - 2))):
         raise ctx.unsupported("dilations > 1")
     x = ctx.channels_last(0)
+    one_d = rank == 3
+    if one_d:
+        x = tf.expand_dims(x, 1)
     sizes = x.shape.as_list()[1:3]
     kernel = list(ctx.attr("kernel_shape"))
-    strides = list(ctx.attr("strides", [1, 1]))
-    pads = onnx_pads(ctx, sizes, kernel, strides, [1, 1])
+    strides = list(ctx.attr("strides", [1] * len(kernel)))
+    declared = onnx_pads(ctx, sizes[-len(kernel):], kernel, strides, [1] * len(kernel))
+    if one_d:
+        kernel, strides, declared = [1, *kernel], [1, *strides], [(0, 0), *declared]
+    pads = declared
     if ctx.attr("ceil_mode", 0):
         if any(s is None for s in sizes):
             raise ctx.unsupported("ceil_mode with unknown spatial size")
         pads = [(b, e + _ceil_extra(s, k, st, b, e)) for s, k, st, (b, e) in zip(sizes, kernel, strides, pads)]
-    return x, sizes, kernel, strides, pads
+    return Window(x, sizes, kernel, strides, pads, declared, one_d)
+
+
+def _set(ctx: EmitContext, y: tf.Tensor, window: Window) -> None:
+    if window.one_d:
+        y = tf.squeeze(y, [1])
+    ctx.set(y, layout.channels_last(ctx.rank(0)))
 
 
 def _ceil_extra(size: int, kernel: int, stride: int, begin: int, end: int) -> int:
@@ -42,32 +67,33 @@ def _ceil_extra(size: int, kernel: int, stride: int, begin: int, end: int) -> in
 def max_pool(ctx: EmitContext) -> None:
     if ctx.output_count > 1:
         raise ctx.unsupported("Indices output")
-    x, sizes, kernel, strides, pads = _window(ctx)
-    padding = padding_mode(pads, sizes, kernel, strides, [1, 1])
+    w = _window(ctx)
+    x = w.x
+    padding = padding_mode(w.pads, w.sizes, w.kernel, w.strides, [1, 1])
     if padding is None:
-        x, padding = pad_spatial(x, pads, float(np.finfo(np.float32).min)), "VALID"
-    ctx.set(tf.nn.max_pool2d(x, kernel, strides, padding), layout.channels_last(4))
+        x, padding = pad_spatial(x, w.pads, float(np.finfo(np.float32).min)), "VALID"
+    _set(ctx, tf.nn.max_pool2d(x, w.kernel, w.strides, padding), w)
 
 
 @emits("AveragePool")
 def average_pool(ctx: EmitContext) -> None:
-    x, sizes, kernel, strides, pads = _window(ctx)
+    w = _window(ctx)
     include_pad = bool(ctx.attr("count_include_pad", 0))
-    padding = padding_mode(pads, sizes, kernel, strides, [1, 1])
+    padding = padding_mode(w.pads, w.sizes, w.kernel, w.strides, [1, 1])
     if padding == "VALID" or (padding == "SAME" and not include_pad):
-        ctx.set(tf.nn.avg_pool2d(x, kernel, strides, padding), layout.channels_last(4))
+        _set(ctx, tf.nn.avg_pool2d(w.x, w.kernel, w.strides, padding), w)
         return
-    if any(s is None for s in sizes):
+    if any(s is None for s in w.sizes):
         raise ctx.unsupported("explicit pads with unknown spatial size")
     # Zero padding counts the pads in every window; rescale each output by the window's true count.
-    y = tf.nn.avg_pool2d(pad_spatial(x, pads), kernel, strides, "VALID")
-    declared = onnx_pads(ctx, sizes, kernel, strides, [1, 1])
-    scale = np.outer(*[_counted(s, k, st, b, e, d, include_pad)
-                       for s, k, st, (b, e), (_, d) in zip(sizes, kernel, strides, pads, declared)])
-    area = kernel[0] * kernel[1]
-    if not np.allclose(scale, area):
-        y = y * (area / scale).astype(np.float32)[None, :, :, None]
-    ctx.set(y, layout.channels_last(4))
+    y = tf.nn.avg_pool2d(pad_spatial(w.x, w.pads), w.kernel, w.strides, "VALID")
+    counts = [_counted(s, k, st, b, e, d, include_pad)
+              for s, k, st, (b, e), (_, d) in zip(w.sizes, w.kernel, w.strides, w.pads, w.declared)]
+    area = w.kernel[0] * w.kernel[1]
+    counted = np.outer(*counts)
+    if not np.allclose(counted, area):
+        y = y * (area / counted).astype(np.float32)[None, :, :, None]
+    _set(ctx, y, w)
 
 
 def _counted(size: int, kernel: int, stride: int, begin: int, end: int, declared_end: int,

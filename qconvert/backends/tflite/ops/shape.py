@@ -84,9 +84,12 @@ def shape(ctx: EmitContext) -> None:
     if all(d is not None for d in dims):
         ctx.set(np.array(dims, np.int64))
         return
+    # Known dims stay constants inside the stacked shape, so a Reshape to it keeps them static
+    # (TF's shape inference reads through Pack) and later ops see their spatial sizes.
     held = ctx.held(0)
-    order = [layout.held_axis(held.perm, a) for a in range(start, end)]
-    ctx.set(tf.gather(tf.shape(held.tensor), order))
+    dynamic = tf.shape(held.tensor)
+    ctx.set(tf.stack([d if d is not None else dynamic[layout.held_axis(held.perm, a)]
+                      for a, d in zip(range(start, end), dims)]))
 
 
 @emits("Size")
