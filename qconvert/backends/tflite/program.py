@@ -35,10 +35,11 @@ class Port:
     layout: str  # NCHW | NHWC | - (what the artifact's tensor is)
     dtype: str
     ir_layout: str = "-"  # what the IR's tensor is
+    ir_dtype: str = ""  # the IR's dtype where the artifact narrows it (int64 is carried as int32)
 
     def fact(self) -> dict:
         return {"name": self.name, "signature": self.signature, "perm": list(self.perm),
-                "layout": self.layout, "dtype": self.dtype}
+                "layout": self.layout, "dtype": self.dtype, "ir_dtype": self.ir_dtype or self.dtype}
 
 
 @dataclass
@@ -81,9 +82,11 @@ def plan_ports(model: ir.Model, io_layout: str | None) -> tuple[list[Port], list
     for index, value in enumerate(v for v in model.graph.inputs if not v.is_initializer()):
         perm, name = _port_perm(layouts[value.name], io_layout)
         inputs.append(Port(value.name, _signature_name(value.name, index, "input", taken),
-                           perm or layout.identity(len(value.shape)), name, tf_dtype(value.dtype).name))
+                           perm or layout.identity(len(value.shape)), name, tf_dtype(value.dtype).name,
+                           layouts[value.name], value.dtype.numpy().name))
     outputs = [Port(value.name, _signature_name(value.name, index, "output", taken), (), output_layout, "",
-                    output_layout) for index, value in enumerate(model.graph.outputs)]
+                    output_layout, value.dtype.numpy().name if value.dtype is not None else "")
+               for index, value in enumerate(model.graph.outputs)]
     return inputs, outputs
 
 

@@ -54,6 +54,8 @@ class LiteRTSession:
             perm = port.get("perm")
             if perm and array.ndim == len(perm):
                 array = np.transpose(array, np.argsort(perm))
+            if port.get("ir_dtype") and array.dtype.name != port["ir_dtype"]:
+                array = array.astype(port["ir_dtype"])  # int64 outputs were carried as int32
             finished.append(array)
         return finished
 

@@ -78,8 +78,8 @@ def check(source: ir.Model, tmp_path, atol: float = 1e-5, feeds: dict | None = N
     actual = run_tflite(flatbuffer, facts, feeds, tmp_path)
     assert len(actual) == len(expected)
     for want, got in zip(expected, actual):
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got.astype(want.dtype), want, rtol=0, atol=atol)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=atol)
     return op_names(flatbuffer)
 
 

@@ -77,7 +77,7 @@ def test_facts_name_the_artifact_layouts(tmp_path):
     target = all_targets()["tflite-fp32"]
     facts = target.emit(segmenter(), tmp_path / "m.tflite", EmitOptions(io_layout="nhwc"))
     assert facts["inputs"] == [{"name": "x", "signature": "x", "perm": [0, 2, 3, 1], "layout": "NHWC",
-                                "dtype": "float32"}]
+                                "dtype": "float32", "ir_dtype": "float32"}]
     assert facts["outputs"][0]["layout"] == "NHWC" and facts["outputs"][0]["name"] == "y"
     json.dumps(facts)
 

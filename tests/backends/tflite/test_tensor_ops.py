@@ -164,6 +164,12 @@ def test_gather_scalar_index_drops_the_axis(tmp_path):
     check(keras_style(model(body, constants)), tmp_path)
 
 
+def test_integer_outputs_come_back_as_int64(tmp_path):
+    """TFLite carries int64 as int32; the session restores the IR's dtype."""
+    body = graph("y = ArgMax <axis = 1, keepdims = 0> (x)", output="int64[N, 6, 8] y")
+    check(model(body), tmp_path)  # check() compares dtypes too
+
+
 def test_cast_and_argmax(tmp_path):
     body = graph("""
         a = ArgMax <axis = 1, keepdims = 0> (x)
