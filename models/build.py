@@ -3,10 +3,13 @@
     python -m models.build --out DIR [--tiny] [--only unet,vgg,convnet,bert]
 
 Per model, DIR receives:
-    unet:          unet.h5, unet_eval.npz {input [N,128,128,3] f32, labels [N,128,128,1] f32}
+    unet:          unet.h5, unet_eval.npz {input [N,128,128,3] f32, labels [N,128,128,1] f32},
+                   unet_calib.npz {input} (calibration samples, disjoint from train and eval)
     vgg, convnet:  NAME.pt (TorchScript), NAME.pt2 (torch.export, dynamic batch),
-                   NAME_weights.pt (state_dict), NAME_eval.npz {x [N,3,32,32] f32, labels [N] i64}
-    bert:          bert.pt, bert.pt2, bert_weights.pt, bert_eval.npz {input_ids [N,128] i64, labels [N] i64}
+                   NAME_weights.pt (state_dict), NAME_eval.npz {x [N,3,32,32] f32, labels [N] i64},
+                   NAME_calib.npz {x}
+    bert:          bert.pt, bert.pt2, bert_weights.pt, bert_eval.npz {input_ids [N,128] i64, labels [N] i64},
+                   bert_calib.npz {input_ids}
 plus manifest.json (metric, parameter count, training time, builder entry point
 per model). The npz input key is the model's input name. `--tiny` builds the
 small test variants (`build_tiny()` in each module; bert keeps seq_len 128).
@@ -26,6 +29,19 @@ import numpy as np
 MODELS = ("unet", "vgg", "convnet", "bert")
 TORCH_INPUT_NAMES = {"vgg": "x", "convnet": "x", "bert": "input_ids"}
 MAX_BATCH = 1024
+# Calibration samples come from the training distribution but not from the training or eval sets:
+# shapes and token sequences from their own seed, digits from the training split.
+CALIB_SEED, CALIB_SAMPLES = 777, 256
+
+
+def calibration_inputs(name, input_shape):
+    from models.data import digits_split, shapes_with_masks, token_sequences
+
+    if name == "unet":
+        return shapes_with_masks(CALIB_SAMPLES // 2, size=input_shape[1], seed=CALIB_SEED)[0]
+    if name == "bert":
+        return token_sequences(CALIB_SAMPLES, input_shape[1], seed=CALIB_SEED)[0]
+    return digits_split()[0][:CALIB_SAMPLES]
 
 
 def build_unet(out, tiny):
@@ -38,6 +54,7 @@ def build_unet(out, tiny):
         warnings.filterwarnings("ignore", message=".*HDF5 file.*")
         model.save(out / "unet.h5", include_optimizer=False)
     np.savez(out / "unet_eval.npz", **{unet_keras.INPUT_NAME: x_eval, "labels": y_eval})
+    np.savez(out / "unet_calib.npz", **{unet_keras.INPUT_NAME: calibration_inputs("unet", x_eval.shape)})
     return {
         "builder": f"models/unet_keras.py:{'build_tiny' if tiny else 'build'}",
         "input_name": unet_keras.INPUT_NAME,
@@ -45,7 +62,7 @@ def build_unet(out, tiny):
         "value": score,
         "params": int(model.count_params()),
         "train_seconds": seconds,
-        "files": ["unet.h5", "unet_eval.npz"],
+        "files": ["unet.h5", "unet_eval.npz", "unet_calib.npz"],
     }
 
 
@@ -66,6 +83,7 @@ def build_torch(name, out, tiny):
     torch.export.save(program, out / f"{name}.pt2")
     torch.save(model.state_dict(), out / f"{name}_weights.pt")
     np.savez(out / f"{name}_eval.npz", **{input_name: x_eval, "labels": y_eval})
+    np.savez(out / f"{name}_calib.npz", **{input_name: calibration_inputs(name, x_eval.shape)})
     return {
         "builder": f"models/{name}_torch.py:{'build_tiny' if tiny else 'build'}",
         "input_name": input_name,
@@ -73,7 +91,7 @@ def build_torch(name, out, tiny):
         "value": score,
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": seconds,
-        "files": [f"{name}.pt", f"{name}.pt2", f"{name}_weights.pt", f"{name}_eval.npz"],
+        "files": [f"{name}.pt", f"{name}.pt2", f"{name}_weights.pt", f"{name}_eval.npz", f"{name}_calib.npz"],
     }
 
 
