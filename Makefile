@@ -22,16 +22,21 @@ $(MODELS)/manifest.json: $(STAMP) $(wildcard models/*.py)
 
 models: $(MODELS)/manifest.json
 
+# The reference models to every available target, calibrated on their calibration sets and scored
+# on their evaluation sets.
 demo: models
-	$(PY) -m qconvert $(MODELS)/unet.h5 --to all -o $(DEMO)/unet
+	$(PY) -m qconvert $(MODELS)/unet.h5 --to all -o $(DEMO)/unet \
+		--calib $(MODELS)/unet_calib.npz --eval $(MODELS)/unet_eval.npz
 	$(PY) -m qconvert models/vgg_torch.py:build --weights $(MODELS)/vgg_weights.pt --trust-code \
-		--input-shape 1,3,32,32 --to all -o $(DEMO)/vgg
+		--input-shape 1,3,32,32 --batch 32 --to all -o $(DEMO)/vgg \
+		--calib $(MODELS)/vgg_calib.npz --eval $(MODELS)/vgg_eval.npz
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: models
 	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
+	$(PY) -m bench.quant_vs_ort --models $(MODELS) --out bench/QUANT.md
 
 clean:
 	rm -rf build qconvert-out

@@ -1,0 +1,215 @@
+"""Part of `make bench`: qconvert's int8 next to onnxruntime.quantization's, written to bench/QUANT.md.
+
+For the VGG classifier and the Keras UNet: the float ONNX (onnx-fp32), qconvert's onnx-qdq, and
+`onnxruntime.quantization.quantize_static` (QDQ, per-channel int8 weights, int8 activations, its default
+MinMax calibration, after its recommended quant_pre_process) on the same float model with the same
+calibration samples; each measured in its own child process like every qconvert row. Then every
+calibration method on both models (the evidence for the default), the sensitivity analysis and
+--max-drop 0.2 on the VGG, and onnx-dynamic on the BERT-style encoder.
+
+Calibration samples come from the models' training distributions, never from their evaluation sets:
+the first 256 digits of the training split for the VGG, 128 fresh shape images (seed 777) for the UNet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.machine import describe
+from qconvert.api import convert, sensitivity
+from qconvert.backends.measure import RunSettings, measure_in_child
+from qconvert.fileio import atomic_path
+from qconvert.quant.config import METHODS, DEFAULT_METHOD, make_config
+from qconvert.report.accuracy import evaluate
+from qconvert.report.metrics import sqnr_db
+
+OPENER = "qconvert.backends.onnx.runtime:open_session"
+WORK = Path("build/bench/quant")
+
+
+@dataclass
+class Case:
+    name: str
+    model: str
+    calib: str
+    eval: str
+    batch: int
+    options: dict
+
+
+def calibration_files(models: Path) -> dict[str, str]:
+    from models.data import digits_split, shapes_with_masks
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    x_train = digits_split()[0]
+    np.savez(WORK / "vgg_calib.npz", x=x_train[:256])
+    np.savez(WORK / "unet_calib.npz", input=shapes_with_masks(128, size=128, seed=777)[0])
+    return {"vgg": str(WORK / "vgg_calib.npz"), "unet": str(WORK / "unet_calib.npz")}
+
+
+def ort_quantize_static(float_path: str, calib: str, out: Path) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with np.load(calib) as data:
+        feeds = {k: data[k] for k in data.files}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            count = len(next(iter(feeds.values())))
+            self.batches = iter([{k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, count, 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    prepared = out.with_suffix(".pre.onnx")
+    quant_pre_process(float_path, str(prepared))
+    quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
+    out = WORK / case.name
+    result = convert(case.model, ["onnx-fp32", "onnx-qdq"], out_dir=out, calib=case.calib, eval_path=case.eval,
+                     batch=case.batch, threads=threads, runs=runs, **case.options)
+    fp32, ours = result.row("onnx-fp32"), result.row("onnx-qdq")
+    ort_path = ort_quantize_static(fp32.path, case.calib, out / f"{case.name}.ort_qdq.onnx")
+
+    with np.load(case.eval) as data:
+        eval_feeds = {k: data[k] for k in data.files if k != "labels"}
+        labels = data["labels"]
+    settings = RunSettings(threads=threads, runs=runs)
+    timing = {k: v[:case.batch] for k, v in eval_feeds.items()}
+    parity = {k: v[:16] for k, v in eval_feeds.items()}
+    # fp32 again, ours again and ORT's, interleaved, so that all three see the same machine load.
+    measured = {}
+    for name, path in [("onnx-fp32", fp32.path), ("qconvert onnx-qdq", ours.path), ("ORT quantize_static", str(ort_path))]:
+        measured[name] = measure_in_child(OPENER, path, {}, parity, timing, settings, eval_feeds, 32)
+    reference = measured["onnx-fp32"].eval_outputs[0]
+    rows, facts = [], {}
+    for name, m in measured.items():
+        if m.status != "ok":
+            rows.append(f"| {name} | {m.status}: {m.error} | | | | |")
+            continue
+        metrics = evaluate(result.metric, m.eval_outputs[0], labels, reference)
+        value = next(iter(metrics.values()))
+        path = {"onnx-fp32": fp32.path, "qconvert onnx-qdq": ours.path}.get(name, str(ort_path))
+        size = Path(path).stat().st_size / 1e6
+        facts[name] = {"metric": value, "ms": m.median_ms, "mb": size}
+        rows.append(f"| {name} | {' '.join(f'{k} {v:.4g}' for k, v in metrics.items())} | "
+                    f"{sqnr_db(reference, m.eval_outputs[0]):.1f} | {m.median_ms:.2f} | "
+                    f"{m.median_ms / measured['onnx-fp32'].median_ms:.2f} | {size:.3f} |")
+    table = ("| model | eval metric | SQNR dB vs fp32 | median ms | × fp32 | size MB |\n|---|---|---|---|---|---|\n"
+             + "\n".join(rows))
+    return table, facts
+
+
+def method_table(cases: list[Case], threads: int) -> str:
+    from qconvert.converters import load_source
+    from qconvert.converters.input_spec import parse_input_shapes
+    from qconvert.ir.inputs import specs_from_ir
+    from qconvert.passes import cleanup
+    from qconvert.quant.calibrate import calibrate
+    from qconvert.quant.data import load_calibration, load_eval
+    from qconvert.quant.evaluate import Scorer
+    from qconvert.quant.static import quantize_with_ranges
+    from qconvert.report.accuracy import infer_metric
+
+    methods = [m if m != "percentile" else "percentile:99.99" for m in METHODS] + ["percentile:99.9"]
+    header = "| method | " + " | ".join(f"{c.name} SQNR dB | {c.name} drop" for c in cases) + " |"
+    cells: dict[str, list[str]] = {m: [] for m in methods}
+    for case in cases:
+        options = case.options
+        source = load_source(case.model, input_specs=parse_input_shapes(options.get("input_shapes", [])),
+                             weights=options.get("weights"), trust_code=options.get("trust_code", False))
+        graph = cleanup(source.ir)
+        specs = specs_from_ir(graph)
+        feeds = load_calibration(case.calib, specs, samples=256)
+        eval_feeds, labels = load_eval(case.eval, specs)
+        scorer = Scorer(graph, eval_feeds, labels, None, threads)
+        scorer.metric = infer_metric(scorer.reference, labels)
+        scorer.float_metric = scorer.metric_of(scorer.reference)
+        for method in methods:
+            config = make_config(method)
+            sqnr, drop = scorer.score(quantize_with_ranges(graph, calibrate(graph, feeds, config), config))
+            cells[method] += [f"{sqnr:.2f}", f"{drop:.4f}"]
+    return "\n".join([header, "|---" * (1 + 2 * len(cases)) + "|"]
+                     + [f"| {m} | " + " | ".join(c) + " |" for m, c in cells.items()])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="build/models")
+    parser.add_argument("--out", default="bench/QUANT.md")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=50)
+    options = parser.parse_args()
+    models = Path(options.models)
+    calib = calibration_files(models)
+    vgg_options = {"weights": str(models / "vgg_weights.pt"), "trust_code": True, "input_shapes": ["1,3,32,32"]}
+    cases = [
+        Case("vgg", "models/vgg_torch.py:build", calib["vgg"], str(models / "vgg_eval.npz"), 32, vgg_options),
+        Case("unet", str(models / "unet.h5"), calib["unet"], str(models / "unet_eval.npz"), 1, {}),
+    ]
+    began = time.perf_counter()
+    sections = []
+    for case in cases:
+        table, facts = side_by_side(case, options.threads, options.runs)
+        ours, ort, fp32 = facts["qconvert onnx-qdq"], facts["ORT quantize_static"], facts["onnx-fp32"]
+        sections.append(
+            f"## {case.name}: static int8, batch {case.batch}\n\n{table}\n\n"
+            f"- qconvert vs float: metric {ours['metric'] - fp32['metric']:+.4g}, latency "
+            f"{ours['ms'] / fp32['ms']:.2f}×, size {ours['mb'] / fp32['mb']:.3f}×\n"
+            f"- qconvert vs ORT quantize_static: metric {ours['metric'] - ort['metric']:+.4g}, latency "
+            f"{ours['ms'] / ort['ms']:.2f}×\n")
+        print(f"{case.name}: done", flush=True)
+
+    sections.append("## Calibration methods (weights per-channel, activations affine int8; in-process onnxruntime)\n\n"
+                    f"drop = float metric − int8 metric on the evaluation set (top-1 in points, Dice 0..1). "
+                    f"Default: `{DEFAULT_METHOD}`.\n\n" + method_table(cases, options.threads) + "\n")
+    print("methods: done", flush=True)
+
+    vgg = cases[0]
+    result = sensitivity(vgg.model, calib=vgg.calib, eval_path=vgg.eval, out_dir=WORK / "sensitivity",
+                         threads=options.threads, **vgg.options)
+    lines = ["| layer | op | only this int8: SQNR dB | drop | all but this: SQNR dB | drop |", "|---|---|---|---|---|---|"]
+    lines += [f"| {l.layer} | {l.op} | {l.only_sqnr_db:.1f} | {l.only_drop:.3f} | {l.all_but_sqnr_db:.1f} | "
+              f"{l.all_but_drop:.3f} |" for l in result.layers]
+    mixed = convert(vgg.model, ["onnx-qdq"], out_dir=WORK / "vgg_mixed", calib=vgg.calib, eval_path=vgg.eval,
+                    batch=vgg.batch, threads=options.threads, runs=options.runs, max_drop=0.2, **vgg.options)
+    drop = mixed.row("source").metrics["top1"] - mixed.row("onnx-qdq").metrics["top1"]
+    sections.append(
+        f"## VGG sensitivity ({len(result.layers)} int8 layers; all int8: SQNR {result.int8_sqnr_db:.1f} dB, "
+        f"top-1 drop {result.int8_drop:.3f})\n\n" + "\n".join(lines) + "\n\n"
+        f"`--max-drop 0.2`: layers kept float: {', '.join(mixed.float_layers) or 'none'}; top-1 drop "
+        f"{drop:.3f} points (bound 0.2).\n")
+    print("sensitivity: done", flush=True)
+
+    bert = convert(str(models / "bert.pt2"), ["onnx-fp32", "onnx-dynamic"], out_dir=WORK / "bert",
+                   eval_path=str(models / "bert_eval.npz"), metric="cosine", threads=options.threads,
+                   runs=options.runs)
+    fp32, dyn = bert.row("onnx-fp32"), bert.row("onnx-dynamic")
+    sections.append(
+        "## BERT-style encoder: onnx-dynamic, batch 1\n\n"
+        f"cosine to the source on the evaluation set {dyn.metrics['cosine']:.5f}; latency {dyn.latency_ms:.2f} ms vs "
+        f"onnx-fp32 {fp32.latency_ms:.2f} ms ({dyn.latency_ms / fp32.latency_ms:.2f}×); size "
+        f"{dyn.size_mb:.3f} MB vs {fp32.size_mb:.3f} MB.\n")
+
+    header = (f"# qconvert int8 next to onnxruntime.quantization\n\n- date: "
+              f"{datetime.datetime.now().isoformat(timespec='seconds')}\n- machine: {describe()}\n"
+              f"- command: `python -m bench.quant_vs_ort --models {options.models} --threads {options.threads} "
+              f"--runs {options.runs}` (part of `make bench`); {time.perf_counter() - began:.0f} s\n\n")
+    with atomic_path(Path(options.out)) as tmp:
+        tmp.write_text(header + (__doc__.split("\n\n", 1)[1]) + "\n" + "\n".join(sections))
+    print(f"wrote {options.out}")
+
+
+if __name__ == "__main__":
+    main()
