@@ -80,6 +80,17 @@ quant_options = [
 ]
 
 
+def _warn_random_calibration(calib: str | None) -> None:
+    """--calib random: one `qconvert: warning:` line here instead of Python's warning text."""
+    import warnings
+
+    from qconvert.quant.data import RANDOM_WARNING, RandomCalibrationWarning
+
+    warnings.filterwarnings("ignore", category=RandomCalibrationWarning)
+    if calib == "random":
+        click.echo(f"qconvert: warning: {RANDOM_WARNING}", err=True)
+
+
 def with_quant_options(function):
     for option in reversed(quant_options):
         function = option(function)
@@ -131,6 +142,7 @@ def convert_command(model, to, out_dir, device, io_layout, threads, batch, sampl
     from qconvert.report.table import report_table
 
     targets = [t.strip() for t in to.split(",") if t.strip()]
+    _warn_random_calibration(calib)
     stderr = Console(stderr=True)
     with Progress(console=stderr, transient=True, disable=as_json or not stderr.is_terminal) as bar:
         task = bar.add_task("loading", total=2 * len(targets) + 3)
@@ -199,6 +211,7 @@ def sensitivity_command(model, out_dir, threads, as_json, calib, calib_samples, 
     from qconvert.api import sensitivity
     from qconvert.report.sensitivity_table import sensitivity_table
 
+    _warn_random_calibration(calib)
     quant = _run(debug, _quant_kwargs, calib, calib_samples, method, weight_granularity, activations,
                  activation_type, calib_scale, calib_mean, calib_std, eval_path, metric)
     result = _run(debug, sensitivity, model, out_dir=out_dir, input_shapes=input_shapes, weights=weights,

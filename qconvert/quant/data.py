@@ -27,6 +27,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 LABELS = "labels"
 
 
+RANDOM_WARNING = ("calibrating on random data (--calib random): the int8 ranges will not fit real inputs; "
+                  "pass real samples with --calib for a usable model")
+
+
 class RandomCalibrationWarning(UserWarning):
     """Calibrating on random data gives ranges unrelated to real inputs."""
 
@@ -60,9 +64,7 @@ def load_calibration(spec: str, specs: list[InputSpec], *, samples: int | None =
     if spec == "random":
         from qconvert.ir.inputs import random_feeds
 
-        warnings.warn("calibrating on random data (--calib random): the int8 ranges will not fit real "
-                      "inputs; pass real samples with --calib for a usable model", RandomCalibrationWarning,
-                      stacklevel=2)
+        warnings.warn(RANDOM_WARNING, RandomCalibrationWarning, stacklevel=2)
         return check_feeds(random_feeds(specs, samples or 64, seed), specs, "--calib random")
     path = Path(spec)
     if is_factory_spec(spec):

@@ -114,6 +114,26 @@ def test_cli_bad_calibration_data_fails_before_any_artifact(tiny_onnx, tmp_path)
 
 
 def test_cli_unknown_calibration_method(tiny_onnx, tmp_path):
-    result = CliRunner().invoke(main, [str(tiny_onnx), "--to", "onnx-qdq", "--calib", "random",
+    np.save(tmp_path / "c.npy", np.zeros((2, 3, 16, 16), np.float32))
+    result = CliRunner().invoke(main, [str(tiny_onnx), "--to", "onnx-qdq", "--calib", str(tmp_path / "c.npy"),
                                        "--calibrate", "kmeans"])
     assert result.exit_code == 2 and "unknown calibration method 'kmeans'" in _one_line(result)
+
+
+def test_cli_sensitivity_on_random_calibration_warns_and_lists_layers(tiny_onnx, tmp_path):
+    import json
+
+    result = CliRunner().invoke(main, ["sensitivity", str(tiny_onnx), "--calib", "random", "--json",
+                                       "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "qconvert: warning: calibrating on random data" in _one_line(result)
+    layers = json.loads(result.stdout)["layers"]
+    assert sorted(layer["op"] for layer in layers) == ["Conv", "Conv", "Gemm"]
+    assert (tmp_path / "sensitivity.json").is_file()
+
+
+def test_cli_max_drop_needs_eval(tiny_onnx, tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((2, 3, 16, 16), np.float32))
+    result = CliRunner().invoke(main, [str(tiny_onnx), "--to", "onnx-qdq", "--calib", str(tmp_path / "c.npy"),
+                                       "--max-drop", "0.5", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "--max-drop needs" in _one_line(result)
