@@ -7,8 +7,8 @@ calibration samples; each measured in its own child process like every qconvert 
 calibration method on both models (the evidence for the default), the sensitivity analysis and
 --max-drop 0.2 on the VGG, and onnx-dynamic on the BERT-style encoder.
 
-Calibration samples come from the models' training distributions, never from their evaluation sets:
-the first 256 digits of the training split for the VGG, 128 fresh shape images (seed 777) for the UNet.
+Calibration samples (the first 256 of NAME_calib.npz from models.build) come from the models' training
+distributions, never from their evaluation sets.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from qconvert.report.metrics import sqnr_db
 
 OPENER = "qconvert.backends.onnx.runtime:open_session"
 WORK = Path("build/bench/quant")
+CALIB_SAMPLES = 256
 
 
 @dataclass
@@ -44,13 +45,19 @@ class Case:
 
 
 def calibration_files(models: Path) -> dict[str, str]:
+    """The models' own calibration sets (models.build writes NAME_calib.npz); made here if missing."""
     from models.data import digits_split, shapes_with_masks
 
     WORK.mkdir(parents=True, exist_ok=True)
-    x_train = digits_split()[0]
-    np.savez(WORK / "vgg_calib.npz", x=x_train[:256])
-    np.savez(WORK / "unet_calib.npz", input=shapes_with_masks(128, size=128, seed=777)[0])
-    return {"vgg": str(WORK / "vgg_calib.npz"), "unet": str(WORK / "unet_calib.npz")}
+    files = {}
+    for name, make in [("vgg", lambda: {"x": digits_split()[0][:256]}),
+                       ("unet", lambda: {"input": shapes_with_masks(128, size=128, seed=777)[0]})]:
+        path = models / f"{name}_calib.npz"
+        if not path.exists():
+            path = WORK / f"{name}_calib.npz"
+            np.savez(path, **make())
+        files[name] = str(path)
+    return files
 
 
 def ort_quantize_static(float_path: str, calib: str, out: Path) -> Path:
@@ -58,7 +65,7 @@ def ort_quantize_static(float_path: str, calib: str, out: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with np.load(calib) as data:
-        feeds = {k: data[k] for k in data.files}
+        feeds = {k: data[k][:CALIB_SAMPLES] for k in data.files}  # what convert() calibrates on
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -77,7 +84,8 @@ def ort_quantize_static(float_path: str, calib: str, out: Path) -> Path:
 
 def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
     out = WORK / case.name
-    result = convert(case.model, ["onnx-fp32", "onnx-qdq"], out_dir=out, calib=case.calib, eval_path=case.eval,
+    result = convert(case.model, ["onnx-fp32", "onnx-qdq"], out_dir=out, calib=case.calib,
+                     calib_samples=CALIB_SAMPLES, eval_path=case.eval,
                      batch=case.batch, threads=threads, runs=runs, **case.options)
     fp32, ours = result.row("onnx-fp32"), result.row("onnx-qdq")
     ort_path = ort_quantize_static(fp32.path, case.calib, out / f"{case.name}.ort_qdq.onnx")
@@ -131,7 +139,7 @@ def method_table(cases: list[Case], threads: int) -> str:
                              weights=options.get("weights"), trust_code=options.get("trust_code", False))
         graph = cleanup(source.ir)
         specs = specs_from_ir(graph)
-        feeds = load_calibration(case.calib, specs, samples=256)
+        feeds = load_calibration(case.calib, specs, samples=CALIB_SAMPLES)
         eval_feeds, labels = load_eval(case.eval, specs)
         scorer = Scorer(graph, eval_feeds, labels, None, threads)
         scorer.metric = infer_metric(scorer.reference, labels)
