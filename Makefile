@@ -1,5 +1,6 @@
 # `make demo` and `make test` each do all of their own set-up on a fresh machine.
 PYTHON ?= python3
+export TF_CPP_MIN_LOG_LEVEL := 3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
