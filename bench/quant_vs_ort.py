@@ -128,7 +128,6 @@ def method_table(cases: list[Case], threads: int) -> str:
     from qconvert.quant.data import load_calibration, load_eval
     from qconvert.quant.evaluate import Scorer
     from qconvert.quant.static import quantize_with_ranges
-    from qconvert.report.accuracy import infer_metric
 
     methods = [m if m != "percentile" else "percentile:99.99" for m in METHODS] + ["percentile:99.9"]
     header = "| method | " + " | ".join(f"{c.name} SQNR dB | {c.name} drop" for c in cases) + " |"
@@ -142,8 +141,6 @@ def method_table(cases: list[Case], threads: int) -> str:
         feeds = load_calibration(case.calib, specs, samples=CALIB_SAMPLES)
         eval_feeds, labels = load_eval(case.eval, specs)
         scorer = Scorer(graph, eval_feeds, labels, None, threads)
-        scorer.metric = infer_metric(scorer.reference, labels)
-        scorer.float_metric = scorer.metric_of(scorer.reference)
         for method in methods:
             config = make_config(method)
             sqnr, drop = scorer.score(quantize_with_ranges(graph, calibrate(graph, feeds, config), config))

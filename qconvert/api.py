@@ -150,11 +150,14 @@ def convert(
         result.metric = metric or infer_metric(reference.eval_outputs[0], labels)
         source_row.metrics = evaluate(result.metric, reference.eval_outputs[0], labels, reference.eval_outputs[0])
 
-    qdq_graph = None
+    qdq_graph, quant_error = None, None
     if any(t.quantization == "static" and t.name not in uncalibrated for t in targets):
         notify("calibrate", "static int8")
-        qdq_graph, result.float_layers = _quantize(graph, calib_feeds, quant, eval_feeds, labels,
-                                                   result.metric, max_drop)
+        try:
+            qdq_graph, result.float_layers = _quantize(graph, calib_feeds, quant, eval_feeds, labels,
+                                                       result.metric or metric, max_drop)
+        except Exception as error:  # the static int8 rows fail; the other targets still run
+            quant_error = f"quantization failed: {type(error).__name__}: {error}".splitlines()[0]
 
     stem = model_stem(model)
     emit_options = EmitOptions(io_layout=io_layout, quant=quant)
@@ -167,6 +170,9 @@ def convert(
             continue
         if target.name in uncalibrated:
             row.status, row.error = "skipped", "static int8 needs calibration data (--calib)"
+            continue
+        if target.quantization == "static" and quant_error:
+            row.status, row.error = "failed", quant_error
             continue
         notify("emit", target.name)
         path = out / artifact_name(stem, target)
@@ -267,9 +273,6 @@ def sensitivity(
                                    image=calib_image, seed=seed)
     eval_feeds, labels = load_eval(eval_path, specs) if eval_path else (calib_feeds, None)
     scorer = Scorer(graph, eval_feeds, labels, metric, threads or physical_cores())
-    if labels is not None and not metric:
-        scorer.metric = infer_metric(scorer.reference, labels)
-        scorer.float_metric = scorer.metric_of(scorer.reference)
     result = analyze(graph, calibrate(graph, calib_feeds, quant), quant, scorer)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "sensitivity.json") as tmp:

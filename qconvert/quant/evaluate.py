@@ -7,7 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.quant.calibrate import batch_size_of, batches
-from qconvert.report.accuracy import evaluate
+from qconvert.report.accuracy import evaluate, infer_metric
 from qconvert.report.metrics import sqnr_db
 
 
@@ -32,8 +32,9 @@ class Scorer:
 
     def __init__(self, model: ir.Model, feeds: dict[str, np.ndarray], labels: np.ndarray | None = None,
                  metric: str | None = None, threads: int | None = None):
-        self.feeds, self.labels, self.metric, self.threads = feeds, labels, metric, threads
+        self.feeds, self.labels, self.threads = feeds, labels, threads
         self.reference = run_first_output(model, feeds, threads)
+        self.metric = metric or (infer_metric(self.reference, labels) if labels is not None else None)
         self.float_metric = self.metric_of(self.reference)
 
     def metric_of(self, output: np.ndarray) -> float | None:

@@ -14,7 +14,7 @@ from qconvert.quant.static import quantize_with_ranges
 
 
 def choose_float_layers(model: ir.Model, ranges: Ranges, config: QuantConfig, feeds: dict[str, np.ndarray],
-                        labels: np.ndarray, metric: str, max_drop: float) -> list[str]:
+                        labels: np.ndarray, metric: str | None, max_drop: float) -> list[str]:
     """The layers to keep float, most sensitive first; [] when all-int8 already meets the bound."""
     scorer = Scorer(model, feeds, labels, metric)
     _, drop = scorer.score(quantize_with_ranges(model, ranges, config))
