@@ -26,16 +26,29 @@ class Case:
     cli: list[str] = field(default_factory=list)
 
 
+def _data(name: str) -> tuple[dict, list[str]]:
+    """Calibration and evaluation sets of a reference model, as API arguments and as CLI flags."""
+    calib, evaluation = f"{{models}}/{name}_calib.npz", f"{{models}}/{name}_eval.npz"
+    return {"calib": calib, "eval_path": evaluation}, ["--calib", calib, "--eval", evaluation]
+
+
+def _case(title: str, model: str, data: str, args: dict | None = None, cli: list[str] | None = None) -> Case:
+    data_args, data_cli = _data(data)
+    return Case(title, model, {**(args or {}), **data_args}, [*(cli or []), *data_cli])
+
+
+VGG_FACTORY = {"weights": "{models}/vgg_weights.pt", "trust_code": True, "input_shapes": ["1,3,32,32"]}
+VGG_FACTORY_CLI = ["--weights", "{models}/vgg_weights.pt", "--trust-code", "--input-shape", "1,3,32,32"]
 CASES = [
-    Case("Keras UNet (.h5, NHWC, 128×128×3)", "{models}/unet.h5"),
-    Case("VGG16_bn-style classifier as models/vgg_torch.py:build + state_dict", "models/vgg_torch.py:build",
-         {"weights": "{models}/vgg_weights.pt", "trust_code": True, "input_shapes": ["1,3,32,32"], "batch": 32},
-         ["--weights", "{models}/vgg_weights.pt", "--trust-code", "--input-shape", "1,3,32,32", "--batch", "32"]),
-    Case("VGG as TorchScript .pt", "{models}/vgg.pt", {"input_shapes": ["1,3,32,32"], "batch": 32},
-         ["--input-shape", "1,3,32,32", "--batch", "32"]),
-    Case("VGG as ExportedProgram .pt2", "{models}/vgg.pt2", {"batch": 32}, ["--batch", "32"]),
-    Case("Small ConvNet as ExportedProgram .pt2", "{models}/convnet.pt2", {"batch": 32}, ["--batch", "32"]),
-    Case("BERT-style encoder as ExportedProgram .pt2 (seq 128)", "{models}/bert.pt2"),
+    _case("Keras UNet (.h5, NHWC, 128×128×3), batch 1", "{models}/unet.h5", "unet"),
+    _case("VGG16_bn-style classifier as models/vgg_torch.py:build + state_dict, batch 32",
+          "models/vgg_torch.py:build", "vgg", {**VGG_FACTORY, "batch": 32}, [*VGG_FACTORY_CLI, "--batch", "32"]),
+    _case("VGG as TorchScript .pt, batch 32", "{models}/vgg.pt", "vgg", {"input_shapes": ["1,3,32,32"], "batch": 32},
+          ["--input-shape", "1,3,32,32", "--batch", "32"]),
+    _case("VGG as ExportedProgram .pt2, batch 32", "{models}/vgg.pt2", "vgg", {"batch": 32}, ["--batch", "32"]),
+    _case("Small ConvNet as ExportedProgram .pt2, batch 32", "{models}/convnet.pt2", "convnet", {"batch": 32},
+          ["--batch", "32"]),
+    _case("BERT-style encoder as ExportedProgram .pt2 (seq 128), batch 1", "{models}/bert.pt2", "bert"),
 ]
 
 
