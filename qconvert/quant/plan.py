@@ -57,6 +57,12 @@ def _is_constant(value: ir.Value | None) -> bool:
     return value is not None and value.const_value is not None
 
 
+def _is_static(value: ir.Value) -> bool:
+    """An initializer or a Constant node's output."""
+    producer = value.producer()
+    return _is_constant(value) or (producer is not None and producer.op_type == "Constant")
+
+
 def _is_float(value: ir.Value | None) -> bool:
     return value is not None and value.dtype in (ir.DataType.FLOAT, None)
 
@@ -68,7 +74,8 @@ def _weight_axis(node: ir.Node) -> int:
         return 1  # [in, out/groups, kh, kw]; per-channel needs groups == 1 (checked in find_layers)
     if node.op_type == "Gemm":
         return 0 if node.attributes.get_int("transB", 0) else 1
-    return 1  # MatMul: [K, N]
+    weight = node.inputs[1]
+    return len(weight.shape) - 1 if weight.shape is not None else 1  # MatMul: [..., K, N]
 
 
 def _fused_activation(node: ir.Node, graph: ir.Graph) -> ir.Node | None:
@@ -79,8 +86,8 @@ def _fused_activation(node: ir.Node, graph: ir.Graph) -> ir.Node | None:
     user = users[0].node
     if user.op_type not in FUSED_ACTIVATIONS or users[0].idx != 0:
         return None
-    if user.op_type == "Clip" and any(v is not None and not _is_constant(v) for v in user.inputs[1:]):
-        return None
+    if user.op_type == "Clip" and any(v is not None and not _is_static(v) for v in user.inputs[1:]):
+        return None  # bounds known only at run time: the int8 clamp cannot do them
     return user
 
 

@@ -170,3 +170,37 @@ def test_strip_debug_metadata_keeps_other_entries():
     assert StripDebugMetadata()(model).modified
     assert dict(conv.metadata_props) == {"mine": "1"}
     assert not StripDebugMetadata()(model).modified
+
+
+CLIP_RESHAPE = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N,3,4,4] x, float[4,3,1,1] W) => (float[N,64,4] y) {
+  c = Conv (x, W)
+  lo = Constant <value = float {0.0}> ()
+  hi = Constant <value = float {6.0}> ()
+  r = Clip (c, lo, hi)
+  u = Resize <mode="nearest"> (r, , scales)
+  s = Reshape (u, shape)
+  y = Transpose <perm=[0,2,1]> (s)
+}
+"""
+
+
+def test_conv_clip_unit_and_resize_reshape_transpose_share_its_scale():
+    model = with_weights(CLIP_RESHAPE, W=(4, 3, 1, 1))
+    for name, array in (("scales", np.array([1, 1, 2, 2], np.float32)), ("shape", np.array([0, 4, 64], np.int64))):
+        value = ir.Value(name=name, const_value=ir.tensor(array, name=name))
+        model.graph.register_initializer(value)
+    for node_ in model.graph:
+        if node_.op_type == "Resize":
+            node_.replace_input_with(2, model.graph.initializers["scales"])
+        if node_.op_type == "Reshape":
+            node_.replace_input_with(1, model.graph.initializers["shape"])
+    result, reference, feeds = quantize(model)
+    model = result.model
+    assert [op for op in ops(model) if op != "Constant"] == [
+        Q, DQ, DQ, "Conv", "Clip", Q, DQ, "Resize", Q, DQ, "Reshape", Q, DQ, "Transpose", Q, DQ]
+    scales = {n.inputs[1] for n in model.graph if n.op_type == Q and n.inputs[0].name != "x"}
+    assert len(scales) == 1  # Clip output, Resize, Reshape and Transpose outputs: one scale
+    got, want = run(model, feeds)[0], run(reference, feeds)[0]
+    assert sqnr_db(want, got) > 30
