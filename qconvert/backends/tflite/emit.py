@@ -21,6 +21,15 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
 
     program = build_program(prepare_ir(model), options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
+    configure(converter, mode)
+    return converter.convert(), program.facts()
+
+
+def configure(converter, mode: str) -> None:
+    """The converter settings of each mode (shared with the Keras baseline for a fair comparison)."""
+    from qconvert.backends.tflite.quiet import import_tensorflow
+
+    tf = import_tensorflow()
     # Builtin kernels only: an op that would need the TF (Flex) runtime is a conversion error.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode == "fp16":
@@ -29,7 +38,8 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
     elif mode == "dynamic":
         # DEFAULT without a representative dataset: int8 weights, float activations.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert(), program.facts()
+    elif mode != "fp32":
+        raise ValueError(f"unknown TFLite mode {mode!r}; one of {QUANTIZATION_MODES}")
 
 
 def emitter(mode: str, target: str):

@@ -51,6 +51,21 @@ def test_torch_source_has_at_most_one_transpose(torch_result):
     assert all(transposes(rows(torch_result)[name]) <= 1 for name in TARGETS)
 
 
+def test_keras_baseline_computes_the_same(tiny_keras, keras_result, tmp_path):
+    """from_keras_model on the .h5, the bench's reference point, opens in the same runner."""
+    from qconvert.backends.tflite.keras_baseline import write_keras_baseline
+    from qconvert.backends.tflite.runtime import open_session
+
+    baseline = write_keras_baseline(tiny_keras["h5"], tmp_path / "baseline.tflite")
+    ours = rows(keras_result)["tflite-fp32"]
+    x = np.random.default_rng(0).random((2, 16, 16, 3), np.float32)
+    outputs = []
+    for path in (ours.path, str(baseline)):
+        session = open_session(path, {}, "cpu", 1)
+        outputs.append(session.run(session.prepare({"image": x}))[0])
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5, rtol=0)
+
+
 def wide_net():
     """About 0.6 M weights in convolutions and a dense head: enough that file overhead is noise."""
     body = """g (float[N, 16, 8, 8] x, float[128, 16, 3, 3] w1, float[128, 128, 3, 3] w2, float[10, 8192] fc,
