@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.backends.tflite.helpers import check, check_both_layouts, keras_style, model, weights
+from tests.backends.tflite.helpers import check, check_both_layouts, model, weights
 
 X = "float[N, 4, 5, 6] x"
 
@@ -43,10 +43,12 @@ def test_unary(case, tmp_path):
     check_both_layouts(body, constants, tmp_path, atol=2e-5, opset=opset)
 
 
-def test_softmax_over_width_needs_transposes_only_when_held_nhwc(tmp_path):
-    body, _ = unary("Softmax <axis = -1> (x)")
-    assert "TRANSPOSE" not in check(model(body), tmp_path)
-    check(keras_style(model(body)), tmp_path)  # SOFTMAX takes the last axis: transposes around it
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_over_width(op, tmp_path):
+    """SOFTMAX takes the last axis; held NHWC, the width axis is not last: reductions, no transposes."""
+    body, _ = unary(f"{op} <axis = -1> (x)")
+    assert check(model(body), tmp_path) == [op.upper().replace("LOGS", "LOG_S")]
+    check_both_layouts(body, None, tmp_path, atol=2e-5)
 
 
 def test_clip_general_and_sqrt(tmp_path):

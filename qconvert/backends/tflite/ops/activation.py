@@ -102,24 +102,29 @@ def erf_op(ctx: EmitContext) -> None:
     _same_layout(ctx, erf)
 
 
-def _softmax(ctx: EmitContext, function) -> None:
+def _softmax(ctx: EmitContext, log: bool) -> None:
     rank = ctx.rank(0)
     axis = layout.normalize_axis(int(ctx.attr("axis", -1 if ctx.opset >= 13 else 1)), rank)
     if ctx.opset < 13 and axis != rank - 1:
         raise ctx.unsupported("opset < 13 softmax over more than the last axis")
     perm = ctx.perm(0)
-    if layout.held_axis(perm, axis) != rank - 1:
-        # SOFTMAX works on the last axis: use the IR's arrangement when it puts the axis last.
-        perm = layout.identity(rank) if axis == rank - 1 else perm
-    x = ctx.tensor(0, perm)
-    ctx.set(function(x, axis=layout.held_axis(perm, axis)), perm)
+    x = ctx.tensor(0)
+    position = layout.held_axis(perm, axis)
+    if position == rank - 1:  # SOFTMAX / LOG_SOFTMAX take the last axis
+        ctx.set(tf.nn.log_softmax(x) if log else tf.nn.softmax(x), perm)
+        return
+    # Another axis: spelled out with reductions where the tensor is held, rather than transposing
+    # it there and back.
+    shifted = x - tf.reduce_max(x, position, keepdims=True)
+    total = tf.reduce_sum(tf.exp(shifted), position, keepdims=True)
+    ctx.set(shifted - tf.math.log(total) if log else tf.exp(shifted) / total, perm)
 
 
 @emits("Softmax")
 def softmax(ctx: EmitContext) -> None:
-    _softmax(ctx, tf.nn.softmax)
+    _softmax(ctx, log=False)
 
 
 @emits("LogSoftmax")
 def log_softmax(ctx: EmitContext) -> None:
-    _softmax(ctx, tf.nn.log_softmax)
+    _softmax(ctx, log=True)
