@@ -82,6 +82,11 @@ def main() -> None:
         )
         print(f"{case.title}: done in {total:.1f} s", flush=True)
 
+    from bench import tflite_vs_keras
+
+    sections.append(tflite_vs_keras.section(Path(options.models), options.threads, options.runs))
+    print("tflite vs from_keras_model: done", flush=True)
+
     header = (
         "# qconvert benchmark results\n\n"
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}\n"
