@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import zipfile
 from pathlib import Path
 
@@ -21,27 +20,9 @@ from qconvert.converters.parity import check_ir_matches_source
 from qconvert.converters.source import Source
 from qconvert.errors import ExportError, SourceLoadError, UsageError
 from qconvert.ir.metadata import set_meta
+from qconvert.quiet_imports import import_tensorflow
 
 OPSET = 17
-
-
-def _quiet_tensorflow():
-    """Import tensorflow without its start-up chatter (absl writes to fd 2 before logging is set up)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" not in sys.modules:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    return tf
 
 
 def _h5_config(path: str) -> tuple[str, dict]:
@@ -94,7 +75,7 @@ def load_keras_model(path: str, options: dict):
     trust = options.get("trust_code", False)
     if "Lambda" in _layer_classes(config) and not trust:
         raise UsageError(f"{path} has Lambda layers, whose code runs when loaded; pass --trust-code if you trust it")
-    _quiet_tensorflow()
+    import_tensorflow()
     try:
         if suffix == ".h5" and not version.startswith("3"):
             import tf_keras
@@ -127,7 +108,7 @@ def _output_names(model) -> list[str]:
 
 
 def _serving_function(model, specs: list[InputSpec]):
-    tf = _quiet_tensorflow()
+    tf = import_tensorflow()
     signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
 
     @tf.function(input_signature=signature)
@@ -178,7 +159,7 @@ class KerasReference:
     """The source Keras model, run as a compiled tf.function in a child process."""
 
     def __init__(self, path: str, options: dict, device: str, threads: int):
-        tf = _quiet_tensorflow()
+        tf = import_tensorflow()
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         if device == "cuda":

@@ -14,7 +14,7 @@ QUANTIZATION_MODES = ("fp32", "fp16", "dynamic")
 
 def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tuple[bytes, dict]:
     """The .tflite bytes and the artifact's facts (its inputs' and outputs' names and layouts)."""
-    from qconvert.backends.tflite.quiet import import_tensorflow
+    from qconvert.quiet_imports import import_tensorflow
 
     tf = import_tensorflow()
     from qconvert.backends.tflite.program import build_program
@@ -27,7 +27,7 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
 
 def configure(converter, mode: str) -> None:
     """The converter settings of each mode (shared with the Keras baseline for a fair comparison)."""
-    from qconvert.backends.tflite.quiet import import_tensorflow
+    from qconvert.quiet_imports import import_tensorflow
 
     tf = import_tensorflow()
     # Builtin kernels only: an op that would need the TF (Flex) runtime is a conversion error.

@@ -14,7 +14,7 @@ from qconvert.backends.tflite.emit import configure
 
 
 def write_keras_baseline(keras_path: str, out_path: str | Path, mode: str = "fp32") -> Path:
-    from qconvert.backends.tflite.quiet import import_tensorflow
+    from qconvert.quiet_imports import import_tensorflow
     from qconvert.converters.keras_source import load_keras_model
 
     tf = import_tensorflow()

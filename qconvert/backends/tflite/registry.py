@@ -26,7 +26,7 @@ def emits(*op_types: str) -> Callable[[Emitter], Emitter]:
 
 
 def supported_ops() -> frozenset[str]:
-    from qconvert.backends.tflite.quiet import import_tensorflow
+    from qconvert.quiet_imports import import_tensorflow
 
     import_tensorflow()
     import qconvert.backends.tflite.ops  # noqa: F401  (registers every family)

@@ -1,4 +1,6 @@
-"""Import TensorFlow without its start-up chatter (absl writes to fd 2 before logging is set up)."""
+"""Import TensorFlow without its start-up chatter (absl writes to fd 2 before logging is set up).
+
+Shared by the Keras source adapter and the TFLite backend."""
 
 from __future__ import annotations
 
