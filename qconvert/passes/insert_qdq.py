@@ -56,7 +56,7 @@ class InsertQDQ(ir.passes.InPlacePass):
             raise ValueError(f"no calibrated range for {', '.join(missing[:5])}")
         params = self._group_params(plan.group_members())
         group_values: dict[str, tuple[ir.Value, ir.Value]] = {}
-        scale_of: dict[str, np.float32] = {}
+        scale_of: dict[ir.Value, np.float32] = {}  # by value: a graph output's float tensor gets renamed
         for tensor in plan.tensors:
             group = plan.groups[tensor.name]
             if group not in group_values:
@@ -66,11 +66,11 @@ class InsertQDQ(ir.passes.InPlacePass):
                     _initializer(graph, f"{group}_zero_point",
                                  np.array(zero_point, dtype=self.config.activation_dtype)),
                 )
-            scale_of[tensor.name] = params[group][0]
+            scale_of[tensor] = params[group][0]
             _insert_qdq(graph, tensor, *group_values[group])
         for layer in plan.layers:
             if layer.weight is not None:
-                _quantize_weight_and_bias(graph, layer, scale_of.get(layer.inputs[0].name), self.config)
+                _quantize_weight_and_bias(graph, layer, scale_of.get(layer.inputs[0]), self.config)
         graph.sort()
         set_meta(model, "quantization", {
             "config": self.config.describe(), "layers": len(plan.layers),

@@ -204,3 +204,22 @@ def test_conv_clip_unit_and_resize_reshape_transpose_share_its_scale():
     assert len(scales) == 1  # Clip output, Resize, Reshape and Transpose outputs: one scale
     got, want = run(model, feeds)[0], run(reference, feeds)[0]
     assert sqnr_db(want, got) > 30
+
+
+TWO_OUTPUTS = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N,3,4,4] x, float[4,3,1,1] W1, float[4,4,1,1] W2, float[4] B2) => (float[N,4,4,4] a, float[N,4,4,4] b) {
+  a = Conv (x, W1)
+  b = Conv (a, W2, B2)
+}
+"""
+
+
+def test_graph_output_feeding_a_layer_keeps_its_name_and_int32_bias():
+    result, reference, feeds = quantize(with_weights(TWO_OUTPUTS, W1=(4, 3, 1, 1), W2=(4, 4, 1, 1), B2=(4,)))
+    model = result.model
+    assert [v.name for v in model.graph.outputs] == ["a", "b"]
+    assert node(model, "Conv", 1).inputs[0].name == "a"  # the dequantized output, under its own name
+    assert node(model, "Conv", 1).inputs[2].producer().inputs[0].const_value.numpy().dtype == np.int32
+    for got, want in zip(run(model, feeds), run(reference, feeds)):
+        assert sqnr_db(want, got) > 30
