@@ -63,14 +63,19 @@ def emit_dynamic(model: ir.Model, path: Path, options: EmitOptions = EmitOptions
     # The quantizer re-infers shapes after rewriting Gemm weights; recorded intermediate shapes
     # (value_info) of the old weights then contradict it.
     proto.graph.ClearField("value_info")
-    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice goes to the root logger
-    quantize_dynamic(
-        proto, path, op_types_to_quantize=["MatMul", "Gemm"],
-        per_channel=options.quant.per_channel if options.quant else False,
-        weight_type=QuantType.QInt8,
-        # A MatMul of two activations (attention scores) stays float: quantizing it per batch costs
-        # more than it saves and hurts accuracy most.
-        extra_options={"MatMulConstBOnly": True},
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its "consider pre-processing" advice goes to the root logger
+    try:
+        quantize_dynamic(
+            proto, path, op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=options.quant.per_channel if options.quant else False,
+            weight_type=QuantType.QInt8,
+            # A MatMul of two activations (attention scores) stays float: quantizing it per batch costs
+            # more than it saves and hurts accuracy most.
+            extra_options={"MatMulConstBOnly": True},
+        )
+    finally:
+        root.setLevel(level)
     quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in onnx.load(str(path)).graph.node)
     return {"quantization": {"config": "dynamic int8 MatMul/Gemm weights", "layers": quantized}}
