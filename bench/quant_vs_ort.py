@@ -193,9 +193,10 @@ def main() -> None:
     vgg = cases[0]
     result = sensitivity(vgg.model, calib=vgg.calib, eval_path=vgg.eval, out_dir=WORK / "sensitivity",
                          threads=options.threads, **vgg.options)
-    lines = ["| layer | op | only this int8: SQNR dB | drop | all but this: SQNR dB | drop |", "|---|---|---|---|---|---|"]
-    lines += [f"| {l.layer} | {l.op} | {l.only_sqnr_db:.1f} | {l.only_drop:.3f} | {l.all_but_sqnr_db:.1f} | "
-              f"{l.all_but_drop:.3f} |" for l in result.layers]
+    lines = ["| layer | op | weight | only this int8: SQNR dB | drop | all but this: SQNR dB | drop |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {l.layer} | {l.op} | {l.weight or '–'} | {l.only_sqnr_db:.1f} | {l.only_drop:.3f} | "
+              f"{l.all_but_sqnr_db:.1f} | {l.all_but_drop:.3f} |" for l in result.layers]
     mixed = convert(vgg.model, ["onnx-qdq"], out_dir=WORK / "vgg_mixed", calib=vgg.calib, eval_path=vgg.eval,
                     batch=vgg.batch, threads=options.threads, runs=options.runs, max_drop=0.2, **vgg.options)
     drop = mixed.row("source").metrics["top1"] - mixed.row("onnx-qdq").metrics["top1"]

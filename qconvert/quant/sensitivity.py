@@ -24,6 +24,7 @@ from qconvert.quant.static import quantize_with_ranges
 class LayerSensitivity:
     layer: str
     op: str
+    weight: str | None  # the weight's name: the source's parameter path (features.0.weight)
     only_sqnr_db: float
     only_drop: float | None
     all_but_sqnr_db: float
@@ -49,14 +50,15 @@ class Sensitivity:
 
 
 def analyze(model: ir.Model, ranges: Ranges, config: QuantConfig, scorer: Scorer) -> Sensitivity:
-    layers = [(layer_name(layer.node), layer.node.op_type) for layer in find_layers(model.graph)]
-    names = {name for name, _ in layers}
+    layers = [(layer_name(layer.node), layer.node.op_type, layer.weight.name if layer.weight else None)
+              for layer in find_layers(model.graph)]
+    names = {name for name, _, _ in layers}
     int8_sqnr, int8_drop = scorer.score(quantize_with_ranges(model, ranges, config))
     results = []
-    for name, op in layers:
+    for name, op, weight in layers:
         only = scorer.score(quantize_with_ranges(model, ranges, config, names - {name}))
         all_but = scorer.score(quantize_with_ranges(model, ranges, config, {name}))
-        results.append(LayerSensitivity(name, op, only[0], only[1], all_but[0], all_but[1]))
+        results.append(LayerSensitivity(name, op, weight, only[0], only[1], all_but[0], all_but[1]))
     # Most sensitive first: the lowest SQNR when quantized alone.
     results.sort(key=lambda r: (r.only_sqnr_db, -r.all_but_sqnr_db))
     return Sensitivity(scorer.metric, scorer.float_metric, int8_sqnr, int8_drop, results)
