@@ -161,6 +161,8 @@ def convert(
 
     stem = model_stem(model)
     emit_options = EmitOptions(io_layout=io_layout, quant=quant)
+    int8_outputs: dict[str, list[np.ndarray]] = {}  # static int8 artifacts' parity outputs
+    io_scales: list[float | None] = []  # an integer artifact's output scales, where the IR's output is float
     for target in targets:
         row = Row(target.name, target.runtime, "ok")
         result.rows.append(row)
@@ -181,6 +183,8 @@ def convert(
             with atomic_path(path) as tmp:
                 facts = target.emit(qdq_graph if target.quantization == "static" else graph, tmp,
                                     emit_options) or {}
+                if facts.get("io"):  # an integer artifact's I/O contract, beside it, with it
+                    _write_io_contract(path, facts["io"])
         except Exception as error:  # one target failing must not stop the others
             row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
             continue
@@ -196,6 +200,9 @@ def convert(
         _fill_timing(row, measurement, source_row.latency_ms)
         if reference.status == "ok":
             compare(reference.outputs, measurement.outputs, row)
+            if target.quantization == "static":
+                int8_outputs[target.name] = measurement.outputs
+                io_scales = io_scales or [p.get("scale") for p in (facts.get("io") or {}).get("outputs", [])]
             if result.metric:
                 row.metrics = evaluate(result.metric, measurement.eval_outputs[0], labels,
                                        reference.eval_outputs[0])
@@ -203,9 +210,19 @@ def convert(
                 row.status = "parity-failed"
                 row.error = f"SQNR {row.sqnr_db:.1f} dB below the {target.parity_floor_db:.0f} dB floor"
 
+    if len(int8_outputs) >= 2:  # the int8 artifacts against each other (same QDQ IR)
+        from qconvert.report.int8_parity import output_scales, parity_matrix
+
+        result.int8_parity = parity_matrix(int8_outputs, output_scales(qdq_graph, io_scales))
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def _write_io_contract(artifact: Path, io: dict) -> None:
+    """`<artifact>.io.json`: the scales and zero points a device-side caller quantizes and dequantizes with."""
+    with atomic_path(artifact.with_name(artifact.name + ".io.json")) as tmp:
+        tmp.write_text(json.dumps(io, indent=2))
 
 
 def _check_quantization_options(targets: list[Target], calib: str | None, eval_path: str | None,

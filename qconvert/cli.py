@@ -157,6 +157,10 @@ def convert_command(model, to, out_dir, device, io_layout, threads, batch, sampl
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         Console(width=200).print(report_table(result))
+        if result.int8_parity:
+            from qconvert.report.int8_parity import parity_table
+
+            Console(width=200).print(parity_table(result.int8_parity))
         for row in result.rows:
             if row.status not in ("ok", "skipped"):
                 click.echo(f"qconvert: {row.target} {row.status}: {row.error}", err=True)

@@ -23,4 +23,8 @@ def report_markdown(result: ConversionResult) -> str:
             _num(result.load_s if row.target == "source" else row.convert_s, ".2f"),
         ] + ([format_metrics(row.metrics)] if result.metric else [])
         lines.append("| " + " | ".join(cells) + " |")
+    if result.int8_parity:
+        from qconvert.report.int8_parity import parity_markdown
+
+        lines += ["", "int8 artifacts against each other (same QDQ IR):", "", parity_markdown(result.int8_parity)]
     return "\n".join(lines)

@@ -45,6 +45,8 @@ class ConversionResult:
     parity_data: str = "random"  # random | eval | calib: where the parity samples came from
     metric: str | None = None  # the --eval metric (top1, dice, cosine)
     float_layers: list[str] = field(default_factory=list)  # static int8 layers left float by --max-drop
+    # Static int8 artifacts against each other (qconvert.report.int8_parity): one entry per pair.
+    int8_parity: list[dict] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
 
     @property
@@ -66,5 +68,6 @@ class ConversionResult:
 
         data = asdict(self)
         data["rows"] = [{k: clean(v) for k, v in row.items()} for row in data["rows"]]
+        data["int8_parity"] = [{k: clean(v) for k, v in entry.items()} for entry in data["int8_parity"]]
         data["ok"] = self.ok
         return data

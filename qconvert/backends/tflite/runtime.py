@@ -23,6 +23,11 @@ class LiteRTSession:
         self.inputs = facts.get("inputs") or [{"name": k, "signature": k, "perm": None} for k in self.input_index]
         self.outputs = facts.get("outputs") or [{"name": k, "signature": k, "perm": None} for k in self.output_index]
         self.input_dtype = {d["index"]: d["dtype"] for d in self.interpreter.get_input_details()}
+        # Full-integer artifacts (tflite-int8/uint8): feeds are quantized and outputs dequantized with
+        # the I/O contract's scales and zero points, so parity compares floats.
+        io = facts.get("io") or {}
+        self.input_quant = {p["signature"]: p for p in io.get("inputs", []) if p.get("scale")}
+        self.output_quant = {p["signature"]: p for p in io.get("outputs", []) if p.get("scale")}
         self.shapes: dict[str, tuple] = {}
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -32,6 +37,9 @@ class LiteRTSession:
             if port.get("perm") and array.ndim == len(port["perm"]):
                 array = np.transpose(array, port["perm"])
             index = self.input_index[port["signature"]]
+            quant = self.input_quant.get(port["signature"])
+            if quant is not None:
+                array = quantize(array, quant["scale"], quant["zero_point"], self.input_dtype[index])
             prepared[port["signature"]] = np.ascontiguousarray(array, dtype=self.input_dtype[index])
         return prepared
 
@@ -54,10 +62,25 @@ class LiteRTSession:
             perm = port.get("perm")
             if perm and array.ndim == len(perm):
                 array = np.transpose(array, np.argsort(perm))
+            quant = self.output_quant.get(port["signature"])
+            if quant is not None:
+                array = dequantize(array, quant["scale"], quant["zero_point"])
             if port.get("ir_dtype") and array.dtype.name != port["ir_dtype"]:
                 array = array.astype(port["ir_dtype"])  # int64 outputs were carried as int32
             finished.append(array)
         return finished
+
+
+def quantize(array: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    """Float to the artifact's integer input: q = clip(round(x / scale) + zero_point)."""
+    info = np.iinfo(dtype)
+    q = np.round(np.asarray(array, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(array: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The artifact's integer output as float: x = scale · (q - zero_point)."""
+    return ((np.asarray(array).astype(np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
 def open_session(path: str, options: dict, device: str, threads: int) -> LiteRTSession:

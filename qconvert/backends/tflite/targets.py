@@ -1,7 +1,9 @@
-"""TFLite float targets: one emitter (IR -> TF program -> TFLiteConverter), three converter modes."""
+"""TFLite targets: one emitter (IR -> TF program -> TFLiteConverter), three float converter modes and two
+full-integer ones lowering the IR's QDQ (quantized.py)."""
 
 from qconvert.backends.targets import Target, register
 from qconvert.backends.tflite.emit import emitter
+from qconvert.backends.tflite.quantized import emitter as integer_emitter
 from qconvert.backends.tflite.registry import supported_ops
 
 OPENER = "qconvert.backends.tflite.runtime:open_session"
@@ -17,8 +19,22 @@ for name, mode, description, floor in TARGETS:
     register(Target(name=name, runtime="LiteRT", description=description, suffix=".tflite",
                     emit=emitter(mode, name), opener=OPENER, requires=REQUIRES, parity_floor_db=floor))
 
+INTEGER_TARGETS = [
+    ("tflite-int8", "int8", "full integer, int8 inputs/outputs: the IR's QDQ scales exactly"),
+    ("tflite-uint8", "uint8", "full integer, uint8 inputs/outputs (edge accelerators' contract)"),
+]
+
+for name, io_dtype, description in INTEGER_TARGETS:
+    register(Target(name=name, runtime="LiteRT", description=description, suffix=".tflite",
+                    emit=integer_emitter(io_dtype, name), opener=OPENER, requires=REQUIRES,
+                    parity_floor_db=20.0, quantization="static"))
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
 
 def op_coverage() -> dict[str, frozenset[str]]:
     """The ops each target emits, for `qconvert ops` (a backend without this function runs every op)."""
     ops = supported_ops()
-    return {name: ops for name, _, _, _ in TARGETS}
+    coverage = {name: ops - QDQ_OPS for name, _, _, _ in TARGETS}
+    coverage.update({name: ops for name, _, _ in INTEGER_TARGETS})
+    return coverage

@@ -7,6 +7,7 @@ from qconvert.backends.tflite.ops import (  # noqa: F401
     linear,
     normalization,
     pool,
+    qdq,
     reduce,
     reshape,
     resize,
