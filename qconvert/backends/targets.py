@@ -15,7 +15,7 @@ import onnx_ir as ir
 
 from qconvert.errors import UsageError
 
-BACKENDS = ["qconvert.backends.onnx.targets", "qconvert.backends.tflite.targets"]
+BACKENDS = ["qconvert.backends.onnx.targets", "qconvert.backends.tflite.targets", "qconvert.backends.torch.targets"]
 
 
 @dataclass(frozen=True)

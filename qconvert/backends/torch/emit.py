@@ -1,0 +1,71 @@
+"""IR -> fx GraphModule -> TorchScript file (.pt), loadable with torch alone (torch.jit.load)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx_ir as ir
+
+from qconvert.backends.targets import EmitOptions
+from qconvert.ir.metadata import get_meta
+
+ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
+CPU_HALF_NOTE = ("{dtype} on CPU: most kernels upcast or take slow paths there, so expect it slower than "
+                 "fp32; it is meant for CUDA (--device cuda)")
+
+
+def quantized_engine(engine: str | None = None) -> str:
+    """The int8 engine weights are packed for: x86 (fbgemm/oneDNN) by default, qnnpack for ARM.
+    QCONVERT_TORCH_ENGINE chooses another until the CLI has an --engine flag."""
+    import torch
+
+    engine = engine or os.environ.get("QCONVERT_TORCH_ENGINE") or "x86"
+    if engine not in torch.backends.quantized.supported_engines:
+        raise ValueError(f"quantized engine {engine!r} is not in this torch build "
+                         f"({', '.join(torch.backends.quantized.supported_engines)})")
+    return engine
+
+
+def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions = EmitOptions(),
+                 dtype_name: str = "float32", engine: str | None = None):
+    """The emitted GraphModule and the facts about it (before scripting)."""
+    import torch
+
+    from qconvert.backends.torch.program import build
+
+    facts: dict = {"dtype": dtype_name}
+    if mode in ("int8", "dynamic"):
+        facts["engine"] = quantized_engine(engine)
+        torch.backends.quantized.engine = facts["engine"]  # packed weights are laid out for this engine
+    module, builder, inputs, outputs = build(model, mode=mode, target=target, io_layout=options.io_layout,
+                                             dtype=getattr(torch, dtype_name))
+    facts["inputs"] = [p.to_dict() for p in inputs]
+    facts["outputs"] = [p.to_dict() for p in outputs]
+    if mode == "int8":
+        facts["int8_kernels"] = dict(sorted(builder.int8_kernels.items()))
+        facts["float_fallbacks"] = dict(sorted(builder.float_fallbacks.items()))
+        facts["quantization"] = get_meta(model, "quantization", {})
+    if mode == "dynamic":
+        layers = sum(type(m).__name__ == "Linear" and "dynamic" in type(m).__module__ for m in module.modules())
+        facts["quantization"] = {"config": "dynamic int8 Linear weights (per output channel)", "layers": layers}
+    if dtype_name in ("float16", "bfloat16"):
+        facts["note"] = CPU_HALF_NOTE.format(dtype=dtype_name)
+    return module, facts
+
+
+def save(module, path: Path) -> None:
+    import torch
+
+    scripted = torch.jit.script(module)
+    torch.jit.save(scripted, str(path))
+
+
+def emitter(mode: str, target: str, dtype_name: str = "float32"):
+    def emit(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
+        module, facts = build_module(model, mode, target, options, dtype_name)
+        save(module, path)
+        return facts
+
+    emit.__name__ = f"emit_{target.replace('-', '_')}"
+    return emit

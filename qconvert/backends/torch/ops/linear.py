@@ -1,0 +1,77 @@
+"""Gemm and MatMul: F.linear where the weight is a constant (a bias Add is folded in), matmul otherwise.
+
+In torch-dynamic programs a constant weight becomes a dynamic int8 Linear
+(torch.ao.nn.quantized.dynamic.Linear: int8 weights per output channel, activations quantized per batch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qconvert.backends.torch.registry import emits
+
+
+def bias_add(b, value, n_out: int):
+    """A following Add of a constant of shape (N,) that can become the Linear's bias: (node, array)."""
+    users = b.consumers(value)
+    if len(users) != 1 or users[0].op_type != "Add" or b.is_output(value):
+        return None, None
+    add = users[0]
+    other = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
+    array = b.const(other)
+    if array is None or array.shape != (n_out,) or array.dtype != np.float32:
+        return None, None
+    return add, array
+
+
+def linear(b, node, x, weight: np.ndarray, bias: np.ndarray | None):
+    """y = x @ weight.T + bias; weight (N, K) float32."""
+    if b.mode == "dynamic":
+        from qconvert.backends.torch.ops.quantized import dynamic_linear
+
+        return b.module(node.name or "linear", dynamic_linear(weight, bias), x)
+    weight_node = b.buffer(f"{node.name}_weight_t", np.ascontiguousarray(weight))
+    bias_node = b.buffer(f"{node.name}_bias", bias) if bias is not None else None
+    return b.call(F.linear, x, weight_node, bias_node)
+
+
+@emits("MatMul")
+def matmul(b, node):
+    weight = b.const(node.inputs[1])
+    if weight is None or weight.ndim != 2:
+        return b.call(torch.matmul, b.input(node, 0), b.input(node, 1))
+    add, bias = bias_add(b, node.outputs[0], weight.shape[1])
+    result = linear(b, node, b.input(node, 0), weight.T, bias)
+    if add is not None:
+        b.done.add(id(add))
+        b.set(add.outputs[0], result)
+    return result
+
+
+@emits("Gemm")
+def gemm(b, node):
+    alpha, beta = float(b.attr(node, "alpha", 1.0)), float(b.attr(node, "beta", 1.0))
+    trans_a, trans_b = int(b.attr(node, "transA", 0)), int(b.attr(node, "transB", 0))
+    x = b.input(node, 0)
+    if trans_a:
+        x = b.method("t", x)
+    weight, c = b.const(node.inputs[1]), b.const(node.inputs[2]) if len(node.inputs) > 2 else None
+    if weight is not None and (c is None or c.ndim <= 1) and (len(node.inputs) < 3 or node.inputs[2] is None
+                                                             or c is not None):
+        weight = (weight if trans_b else weight.T) * np.float32(alpha)
+        bias = None if c is None else np.broadcast_to(c * np.float32(beta), (weight.shape[0],)).astype(np.float32)
+        return linear(b, node, x, np.ascontiguousarray(weight, dtype=np.float32), bias)
+    w = b.input(node, 1)
+    if trans_b:
+        w = b.method("t", w)
+    y = b.call(torch.matmul, x, w)
+    if alpha != 1.0:
+        y = b.call(torch.mul, y, alpha)
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        bias = b.input(node, 2)
+        if beta != 1.0:
+            bias = b.call(torch.mul, bias, beta)
+        y = b.call(torch.add, y, bias)
+    return y

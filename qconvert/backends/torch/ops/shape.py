@@ -1,0 +1,122 @@
+"""Shape ops: Reshape, Flatten, Transpose, Concat, Squeeze/Unsqueeze, Gather, Slice, Constant, Identity.
+
+Reshape, Flatten, Transpose and Concat work on quantized tensors too: an int8 program passes a held
+quantized tensor through them (qconvert/backends/torch/ops/quantized.py decides when).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+
+from qconvert.backends.torch.ops.common import ints
+from qconvert.backends.torch.registry import emits
+
+
+def _x(b, node, index=0):
+    held = b.quant(node.inputs[index])
+    return held.node if held else b.input(node, index)
+
+
+@emits("Constant")
+def constant(b, node):
+    b.consts[node.outputs[0].name] = node.attributes["value"].value.numpy()
+    return None
+
+
+@emits("Identity")
+def identity(b, node):
+    held = b.values.get(node.inputs[0].name)
+    return held if held is not None else b.input(node, 0)
+
+
+@emits("Reshape")
+def reshape(b, node):
+    shape = b.const(node.inputs[1])
+    if shape is None:
+        raise ValueError(f"Reshape {node.name}: the shape must be a constant")
+    x = _x(b, node)
+    target = []
+    for axis, size in enumerate(ints(shape)):
+        if size == 0 and not b.attr(node, "allowzero", 0):
+            target.append(b.method("size", x, axis))
+        else:
+            target.append(size)
+    return b.method("reshape", x, target)
+
+
+@emits("Flatten")
+def flatten(b, node):
+    axis = int(b.attr(node, "axis", 1))
+    x = _x(b, node)
+    if axis == 1:
+        return b.call(torch.flatten, x, 1)
+    if axis == 0:
+        return b.method("reshape", x, [1, -1])
+    return b.call(torch.flatten, b.call(torch.flatten, x, axis), 0, axis - 1)
+
+
+@emits("Transpose")
+def transpose(b, node):
+    perm = b.attr(node, "perm")
+    if perm is None:
+        perm = list(reversed(range(b.rank(node.inputs[0]))))
+    return b.method("permute", _x(b, node), list(perm))
+
+
+@emits("Concat")
+def concat(b, node):
+    return b.call(torch.cat, [b.input(node, i) for i in range(len(node.inputs))], int(b.attr(node, "axis")))
+
+
+@emits("Squeeze")
+def squeeze(b, node):
+    axes = b.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None else b.attr(node, "axes")
+    x = _x(b, node)
+    if axes is None:
+        return b.call(torch.squeeze, x)
+    return b.call(torch.squeeze, x, ints(axes))
+
+
+@emits("Unsqueeze")
+def unsqueeze(b, node):
+    axes = b.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None else b.attr(node, "axes")
+    x = _x(b, node)
+    rank = (b.rank(node.inputs[0]) or 0) + len(ints(axes))
+    for axis in sorted(a + rank if a < 0 else a for a in ints(axes)):
+        x = b.call(torch.unsqueeze, x, axis)
+    return x
+
+
+@emits("Gather")
+def gather(b, node):
+    axis = int(b.attr(node, "axis", 0))
+    data, indices = b.const(node.inputs[0]), b.const(node.inputs[1])
+    if data is not None and axis == 0 and indices is None:  # an embedding lookup
+        return b.call(torch.nn.functional.embedding, b.input(node, 1), b.input(node, 0))
+    if indices is not None and indices.ndim == 0:
+        return b.call(torch.select, b.input(node, 0), axis, int(indices))
+    if indices is not None and indices.ndim != 1:
+        raise ValueError(f"Gather {node.name}: indices of rank {indices.ndim} are not supported")
+    return b.call(torch.index_select, b.input(node, 0), axis, b.input(node, 1))
+
+
+@emits("Slice")
+def slice_(b, node):
+    starts, ends = b.const(node.inputs[1]), b.const(node.inputs[2])
+    axes = b.const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+    steps = b.const(node.inputs[4]) if len(node.inputs) > 4 and node.inputs[4] is not None else None
+    if starts is None or ends is None:
+        raise ValueError(f"Slice {node.name}: starts and ends must be constants")
+    axes = ints(axes) if axes is not None else list(range(len(ints(starts))))
+    steps = ints(steps) if steps is not None else [1] * len(axes)
+    x = b.input(node, 0)
+    for start, end, axis, step in zip(ints(starts), ints(ends), axes, steps):
+        if step != 1:
+            raise ValueError(f"Slice {node.name}: steps other than 1 are not supported")
+        if axis < 0:
+            axis += b.rank(node.inputs[0])
+        index = (slice(None),) * axis + (slice(start, end if end < 2**62 else None),)
+        x = b.call(operator.getitem, x, index)
+    return x

@@ -1,0 +1,213 @@
+"""IR -> torch.fx GraphModule, one node at a time through the registries.
+
+Why fx and not generated module source: an fx Graph is built with the same calls an emitter would make
+on tensors (call_function / call_module), needs no string templating or exec, prints as readable
+Python (``gm.code``) for debugging, and scripts straight to TorchScript, which is the artifact. Int8
+modules (torch.ao.nn.quantized) are ordinary submodules of the GraphModule.
+
+A value is held either as a float fx node or, in int8 programs, as a quantized tensor (`Quant`, with its
+scale and zero point): a DequantizeLinear of an activation costs nothing until a float op needs it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+import torch
+import torch.fx as fx
+
+from qconvert.backends.torch.registry import EMITTERS, LOWERINGS, load_ops
+from qconvert.errors import UnsupportedOpError
+from qconvert.ir.metadata import input_layouts
+
+TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+@dataclass
+class Quant:
+    """A quantized activation: fx node of a torch quantized tensor (quint8) and its parameters."""
+
+    node: fx.Node
+    scale: float
+    zero_point: int  # in quint8 terms (the IR's int8 zero point + 128)
+
+
+@dataclass
+class Port:
+    name: str
+    layout: str  # what the artifact's tensor is: NCHW | NHWC | -
+    perm: tuple[int, ...] | None  # artifact tensor = transpose(IR tensor, perm); None: as the IR has it
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "layout": self.layout, "perm": list(self.perm) if self.perm else None}
+
+
+@dataclass
+class Builder:
+    model: ir.Model
+    mode: str  # float | int8 | dynamic
+    target: str
+    graph: fx.Graph = field(default_factory=fx.Graph)
+    root: torch.nn.Module = field(default_factory=torch.nn.Module)
+    values: dict[str, fx.Node | Quant] = field(default_factory=dict)
+    consts: dict[str, np.ndarray] = field(default_factory=dict)
+    qconsts: dict[str, tuple] = field(default_factory=dict)  # DQ of an int weight: (q, scale, zero, axis)
+    done: set[int] = field(default_factory=set)  # ids of IR nodes already emitted as part of a pattern
+    float_fallbacks: dict[str, int] = field(default_factory=dict)  # op -> count, int8 programs only
+    int8_kernels: dict[str, int] = field(default_factory=dict)
+    _buffers: dict[str, fx.Node] = field(default_factory=dict)
+    _dequantized: dict[str, fx.Node] = field(default_factory=dict)
+    _names: set[str] = field(default_factory=set)
+
+    # -- names and constants -------------------------------------------------------------------
+    def unique(self, name: str) -> str:
+        base = re.sub(r"\W", "_", name).strip("_") or "t"
+        if base[0].isdigit():
+            base = "t_" + base
+        candidate, index = base, 1
+        while candidate in self._names:
+            candidate, index = f"{base}_{index}", index + 1
+        self._names.add(candidate)
+        return candidate
+
+    def const(self, value: ir.Value | None) -> np.ndarray | None:
+        """The value's array when it is a constant (an initializer, a Constant, a folded DQ of one)."""
+        if value is None:
+            return None
+        if value.name in self.consts:
+            return self.consts[value.name]
+        if value.const_value is not None:
+            array = value.const_value.numpy()
+            self.consts[value.name] = array
+            return array
+        return None
+
+    def buffer(self, name: str, array: np.ndarray | torch.Tensor) -> fx.Node:
+        if name not in self._buffers:
+            tensor = torch.as_tensor(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+            attr = self.unique(name)
+            self.root.register_buffer(attr, tensor.clone())
+            self._buffers[name] = self.graph.get_attr(attr)
+        return self._buffers[name]
+
+    # -- inputs of a node ----------------------------------------------------------------------
+    def held(self, value: ir.Value) -> fx.Node | Quant:
+        if value.name in self.values:
+            return self.values[value.name]
+        array = self.const(value)
+        if array is None:
+            raise KeyError(f"value {value.name} has no emitted producer")
+        return self.buffer(value.name, array)
+
+    def input(self, node: ir.Node, index: int) -> fx.Node | None:
+        """The node's index-th input as a float fx node (a quantized one is dequantized once)."""
+        if index >= len(node.inputs) or node.inputs[index] is None:
+            return None
+        value = node.inputs[index]
+        held = self.held(value)
+        if isinstance(held, Quant):
+            if value.name not in self._dequantized:
+                self._dequantized[value.name] = self.method("dequantize", held.node)
+            return self._dequantized[value.name]
+        return held
+
+    def quant(self, value: ir.Value | None) -> Quant | None:
+        held = self.values.get(value.name) if value is not None else None
+        return held if isinstance(held, Quant) else None
+
+    def attr(self, node: ir.Node, name: str, default=None):
+        attribute = node.attributes.get(name)
+        return default if attribute is None else attribute.value
+
+    def consumers(self, value: ir.Value) -> list[ir.Node]:
+        return list(value.consumers())
+
+    def is_output(self, value: ir.Value) -> bool:
+        return any(value is output for output in self.model.graph.outputs)
+
+    def rank(self, value: ir.Value) -> int | None:
+        return len(value.shape) if value.shape is not None else None
+
+    # -- emitting ------------------------------------------------------------------------------
+    def call(self, function, *args, **kwargs) -> fx.Node:
+        return self.graph.call_function(function, args, kwargs)
+
+    def method(self, name: str, *args, **kwargs) -> fx.Node:
+        return self.graph.call_method(name, args, kwargs)
+
+    def module(self, name: str, module: torch.nn.Module, *args) -> fx.Node:
+        attr = self.unique(name)
+        self.root.add_module(attr, module)
+        return self.graph.call_module(attr, args)
+
+    def set(self, value: ir.Value, held: fx.Node | Quant) -> None:
+        self.values[value.name] = held
+
+    def count(self, table: dict[str, int], op: str) -> None:
+        table[op] = table.get(op, 0) + 1
+
+
+def _port_perm(ir_layout: str, wanted: str | None) -> tuple[tuple[int, ...] | None, str]:
+    if ir_layout not in ("NCHW", "NHWC") or wanted is None or wanted.upper() == ir_layout:
+        return None, ir_layout
+    return (TO_NHWC if ir_layout == "NCHW" else TO_NCHW), wanted.upper()
+
+
+def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = None,
+          dtype: torch.dtype = torch.float32) -> tuple[fx.GraphModule, Builder, list[Port], list[Port]]:
+    """The IR as a GraphModule whose inputs/outputs are float32 in the artifact's layout."""
+    load_ops()
+    b = Builder(model, mode, target)
+    layouts = input_layouts(model)
+    image = [v for v in layouts.values() if v in ("NCHW", "NHWC")]
+    output_layout = image[0] if image else "NCHW"
+    inputs, outputs = [], []
+    for value in model.graph.inputs:
+        perm, name = _port_perm(layouts[value.name], io_layout)
+        inputs.append(Port(value.name, name, perm))
+        node = b.graph.placeholder(b.unique(value.name))
+        if perm is not None:  # the artifact's tensor back to the IR's arrangement
+            node = b.method("permute", node, [int(a) for a in np.argsort(perm)])
+        if dtype != torch.float32 and value.dtype == ir.DataType.FLOAT:
+            node = b.method("to", node, dtype)
+        b.set(value, node)
+    for node in model.graph:
+        if id(node) in b.done:
+            continue
+        lowering = LOWERINGS.get(node.op_type) if mode == "int8" else None
+        if lowering is not None and lowering(b, node):
+            continue
+        emitter = EMITTERS.get(node.op_type)
+        if emitter is None or node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(node.op_type, node.name or "", target)
+        if mode == "int8" and any(b.quant(v) for v in node.inputs):
+            b.count(b.float_fallbacks, node.op_type)
+        results = emitter(b, node)
+        if results is None:  # a constant folded at emit time
+            continue
+        if not isinstance(results, (list, tuple)):
+            results = [results]
+        for value, result in zip(node.outputs, results):
+            b.set(value, result)
+    results = []
+    for value in model.graph.outputs:
+        held = b.held(value)
+        node = b.method("dequantize", held.node) if isinstance(held, Quant) else held
+        if dtype != torch.float32 and value.dtype == ir.DataType.FLOAT:
+            node = b.method("float", node)
+        perm, name = _port_perm(output_layout if b.rank(value) == 4 else "-", io_layout)
+        if perm is not None:
+            node = b.method("permute", node, [int(a) for a in perm])
+        outputs.append(Port(value.name, name, perm))
+        results.append(node)
+    b.graph.output(tuple(results) if len(results) > 1 else results[0])
+    if dtype != torch.float32:
+        for name, tensor in list(b.root.named_buffers()):
+            if tensor.is_floating_point():
+                setattr(b.root, name, tensor.to(dtype))
+    module = fx.GraphModule(b.root, b.graph, class_name="QConvertModel")
+    module.eval()
+    return module, b, inputs, outputs
