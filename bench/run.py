@@ -87,6 +87,11 @@ def main() -> None:
     sections.append(tflite_vs_keras.section(Path(options.models), options.threads, options.runs))
     print("tflite vs from_keras_model: done", flush=True)
 
+    from bench import tflite_int8_vs_converter
+
+    sections.append(tflite_int8_vs_converter.section(Path(options.models), options.threads, options.runs))
+    print("tflite-uint8 vs the converter's own PTQ: done", flush=True)
+
     header = (
         "# qconvert benchmark results\n\n"
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}\n"
