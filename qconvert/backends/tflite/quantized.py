@@ -81,7 +81,8 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     float_ops = [op for op in inspection["ops"] if op["float"]]
     if float_ops and not kept_float:
         names = sorted({op["op"] for op in float_ops})
-        raise ValueError(f"{target}: ops left in float: {', '.join(names)} (every op must be integer)")
+        raise ValueError(f"{target}: ops left in float: {', '.join(names)} (the QDQ IR does not quantize "
+                         f"them; a full-integer file needs every op quantized)")
     inner = inner_requantize(inspection)
     if inner and not kept_float:  # around layers kept float they are the point
         raise ValueError(f"{target}: QUANTIZE/DEQUANTIZE inside the model: {', '.join(inner[:5])}")
