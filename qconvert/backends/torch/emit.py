@@ -43,9 +43,10 @@ def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions =
     facts["inputs"] = [p.to_dict() for p in inputs]
     facts["outputs"] = [p.to_dict() for p in outputs]
     if mode == "int8":
-        facts["int8_kernels"] = dict(sorted(builder.int8_kernels.items()))
-        facts["float_fallbacks"] = dict(sorted(builder.float_fallbacks.items()))
-        facts["quantization"] = get_meta(model, "quantization", {})
+        # Inside "quantization" so the report keeps them: which ops ran int8 kernels, which fell back.
+        facts["quantization"] = {**get_meta(model, "quantization", {}),
+                                 "int8_kernels": dict(sorted(builder.int8_kernels.items())),
+                                 "float_fallbacks": dict(sorted(builder.float_fallbacks.items()))}
     if mode == "dynamic":
         layers = sum(type(m).__name__ == "Linear" and "dynamic" in type(m).__module__ for m in module.modules())
         facts["quantization"] = {"config": "dynamic int8 Linear weights (per output channel)", "layers": layers}

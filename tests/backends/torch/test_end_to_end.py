@@ -101,7 +101,9 @@ def test_int8_agrees_with_onnx_qdq(name, int8_results, tiny_models):
 
 def test_int8_uses_int8_kernels(int8_results):
     quantization = rows(int8_results["vgg"])["torch-int8"].quantization
-    assert quantization  # the IR's quantization record travels to the report
+    assert quantization["int8_kernels"]["Conv"] >= 2 and not quantization["float_fallbacks"]
+    unet = rows(int8_results["unet"])["torch-int8"].quantization
+    assert unet["int8_kernels"]["Conv"] >= 2 and "ConvTranspose" in unet["float_fallbacks"]
 
 
 def test_artifact_loads_without_qconvert(int8_results, torch_result):

@@ -124,7 +124,8 @@ def test_int8_conv_relu_maxpool_uses_int8_kernels_and_matches_onnxruntime(tmp_pa
     feeds = random_inputs(model, seed=2)
     expected = run(model, feeds)
     actual, facts = emit_and_run(model, "torch-int8", feeds, tmp_path)
-    assert facts["int8_kernels"] == {"Conv": 1, "MaxPool": 1} and facts["float_fallbacks"] == {}
+    quantization = facts["quantization"]
+    assert quantization["int8_kernels"] == {"Conv": 1, "MaxPool": 1} and quantization["float_fallbacks"] == {}
     # Same integers up to one output step (requantization rounds in float in fbgemm, in int in ORT).
     assert np.abs(actual[0] - expected[0]).max() <= 0.05 + 1e-6
     assert np.mean(actual[0] == expected[0]) > 0.97
@@ -138,3 +139,17 @@ def test_dynamic_linear_is_close_to_float(tmp_path):
     assert facts["quantization"]["layers"] == 1
     cosine = np.sum(actual[0] * expected) / np.linalg.norm(actual[0]) / np.linalg.norm(expected)
     assert cosine > 0.999
+
+
+def test_dynamic_shares_one_linear_between_matmuls_of_one_input(tmp_path):
+    model = parse(graph("q = MatMul (x, Wq)\n k = MatMul (x, Wk)\n kb = Add (k, Bk)\n y = Add (q, kb)",
+                        "float[N, 5, 3] x", "float[N, 5, 2] y",
+                        "float[3, 2] Wq = {1, 2, 3, 4, 5, 6}, float[3, 2] Wk = {-1, 0.5, 2, 1, 0, 3}, "
+                        "float[2] Bk = {0.5, -1}"))
+    feeds = random_inputs(model, seed=4)
+    expected = run(model, feeds)[0]
+    actual, facts = emit_and_run(model, "torch-dynamic", feeds, tmp_path)
+    assert facts["quantization"]["layers"] == 1
+    assert np.abs(actual[0] - expected).max() < 0.05 * np.abs(expected).max()
+    fp32, _ = emit_and_run(model, "torch-fp32", feeds, tmp_path)
+    np.testing.assert_allclose(fp32[0], expected, atol=1e-5)

@@ -6,6 +6,8 @@ In torch-dynamic programs a constant weight becomes a dynamic int8 Linear
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,17 +39,43 @@ def linear(b, node, x, weight: np.ndarray, bias: np.ndarray | None):
     return b.call(F.linear, x, weight_node, bias_node)
 
 
+def _const_matmul(b, node):
+    """(node, weight (K, N), bias Add node or None, bias or None) for a MatMul by a 2-D constant."""
+    weight = b.const(node.inputs[1]) if node.op_type == "MatMul" and len(node.inputs) == 2 else None
+    if weight is None or weight.ndim != 2 or weight.dtype != np.float32:
+        return None
+    add, bias = bias_add(b, node.outputs[0], weight.shape[1])
+    return node, weight, add, bias
+
+
 @emits("MatMul")
 def matmul(b, node):
-    weight = b.const(node.inputs[1])
-    if weight is None or weight.ndim != 2:
+    mine = _const_matmul(b, node)
+    if mine is None:
         return b.call(torch.matmul, b.input(node, 0), b.input(node, 1))
-    add, bias = bias_add(b, node.outputs[0], weight.shape[1])
+    group = [mine]
+    if b.mode == "dynamic":
+        # MatMuls of one activation (attention's Q, K, V) become one Linear: the per-call activation
+        # quantization is done once instead of once per MatMul.
+        for user in b.consumers(node.inputs[0]):
+            other = _const_matmul(b, user) if user is not node and id(user) not in b.done else None
+            if other is not None and user.inputs[0] is node.inputs[0] and \
+                    other[1].shape[0] == mine[1].shape[0]:
+                group.append(other)
+    weight = np.concatenate([g[1] for g in group], axis=1)
+    biases = [g[3] if g[3] is not None else np.zeros(g[1].shape[1], np.float32) for g in group]
+    bias = None if all(g[3] is None for g in group) else np.concatenate(biases)
     result = linear(b, node, b.input(node, 0), weight.T, bias)
-    if add is not None:
-        b.done.add(id(add))
-        b.set(add.outputs[0], result)
-    return result
+    sizes = [g[1].shape[1] for g in group]
+    parts = b.call(torch.split, result, sizes, -1) if len(group) > 1 else None
+    for index, (member, _, add, _) in enumerate(group):
+        value = b.call(operator.getitem, parts, index) if parts is not None else result
+        b.done.add(id(member))
+        b.set(member.outputs[0], value)
+        if add is not None:
+            b.done.add(id(add))
+            b.set(add.outputs[0], value)
+    return b.values[node.outputs[0].name]
 
 
 @emits("Gemm")
