@@ -34,8 +34,9 @@ def linear(b, node, x, weight: np.ndarray, bias: np.ndarray | None):
         from qconvert.backends.torch.ops.quantized import dynamic_linear
 
         return b.module(node.name or "linear", dynamic_linear(weight, bias), x)
-    weight_node = b.buffer(f"{node.name}_weight_t", np.ascontiguousarray(weight))
-    bias_node = b.buffer(f"{node.name}_bias", bias) if bias is not None else None
+    name = b.unique(node.name or node.op_type.lower())  # unnamed nodes must not share a buffer
+    weight_node = b.buffer(f"{name}_weight_t", np.ascontiguousarray(weight))
+    bias_node = b.buffer(f"{name}_bias", bias) if bias is not None else None
     return b.call(F.linear, x, weight_node, bias_node)
 
 
