@@ -54,6 +54,40 @@ def ir_scales(model: ir.Model) -> dict[str, tuple[float, int]]:
     return found
 
 
+WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+
+
+def ir_weight_scales(model: ir.Model) -> list[np.ndarray]:
+    """The scales of the IR's int8 weights (DequantizeLinear of int8 constants), one array per weight."""
+    found = []
+    for node in model.graph:
+        data = node.inputs[0].const_value if node.op_type == "DequantizeLinear" else None
+        if data is not None and data.dtype == ir.DataType.INT8:
+            found.append(np.asarray(node.inputs[1].const_value.numpy(), np.float64).reshape(-1))
+    return found
+
+
+def weight_scales_match(inspection: dict, model: ir.Model) -> bool:
+    """Whether every integer weight in the file has one of the IR's weight scale vectors."""
+    wanted = ir_weight_scales(model)
+    for op in inspection["ops"]:
+        if op["op"] not in WEIGHTED_OPS or op["float"] or len(op["inputs"]) < 2:
+            continue
+        scales = np.asarray(inspection["tensors"][op["inputs"][1]]["scales"], np.float64)
+        if not any(w.shape == scales.shape and np.allclose(w, scales, rtol=1e-5) for w in wanted):
+            return False
+    return True
+
+
+def per_channel_weights(model: ir.Model) -> bool:
+    """Whether the IR's int8 weights carry one scale per output channel (the default) or one per tensor."""
+    for node in model.graph:
+        data = node.inputs[0].const_value if node.op_type == "DequantizeLinear" else None
+        if data is not None and data.dtype == ir.DataType.INT8:
+            return np.asarray(node.inputs[1].const_value.numpy()).size > 1 or data.shape[0] == 1
+    return True
+
+
 def float_layers(model: ir.Model) -> list[str]:
     from qconvert.ir.metadata import get_meta
 
@@ -71,6 +105,10 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     program = build_program(prepare_ir(model), options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, io_dtype, allow_float=bool(kept_float))
+    if not per_channel_weights(model):
+        # Dense layers then keep the IR's one scale. Conv weights, which get no fake-quant op, are given
+        # one scale per channel by the converter whatever this says (reported: weight_scales_match_ir).
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     with warnings.catch_warnings():  # the input's statistics are its fake-quant op's range
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         flatbuffer = converter.convert()
@@ -94,6 +132,7 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
         "inner_quantize_ops": len(inner),
         "ops": len(inspection["ops"]),
         "scales_checked": scales["checked"],
+        "weight_scales_match_ir": weight_scales_match(inspection, model),
         "fixed_by_kernel": scales["fixed_by_kernel"],
     }
     return flatbuffer, facts

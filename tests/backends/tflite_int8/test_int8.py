@@ -62,6 +62,7 @@ def test_scales_in_the_file_are_the_irs(classifier, io):
     # Activations: every one is one of the IR's (scale, zero point) pairs.
     pairs = {(round(s, 9), zp) for s, zp in wanted.values()}
     checked = quantized.check_scales(inspection, wanted, "t")["checked"]
+    assert facts["quantization"]["weight_scales_match_ir"]
     assert checked >= 4 and facts["quantization"]["scales_checked"] == checked
     tensors = inspection["tensors"]
     for op in inspection["ops"]:
@@ -80,6 +81,21 @@ def test_scales_in_the_file_are_the_irs(classifier, io):
         assert any(w.shape == scales.shape and np.allclose(w, scales, rtol=1e-6) for w in ir_weights)
         assert bias["dtype"] == "int32"
         np.testing.assert_allclose(bias["scales"], data["scales"][0] * scales, rtol=1e-5)
+
+
+def test_per_tensor_weights_in_dense_layers_keep_the_irs_scale(tiny_onnx):
+    from qconvert.converters import load_source
+    from qconvert.passes import cleanup
+
+    graph = cleanup(load_source(str(tiny_onnx)).ir)
+    model = quantize_static(graph, random_feeds(specs_from_ir(graph), 16, 3), QuantConfig(per_channel=False))
+    assert not quantized.per_channel_weights(model)
+    flatbuffer, facts = quantized.convert(model, "int8", EmitOptions(), "tflite-int8")
+    inspection = quantized.inspect_flatbuffer(flatbuffer)
+    dense = [op for op in inspection["ops"] if op["op"] == "FULLY_CONNECTED"]
+    assert len(inspection["tensors"][dense[0]["inputs"][1]]["scales"]) == 1
+    # Conv weights get per-channel scales from the converter: reported, not hidden.
+    assert facts["quantization"]["weight_scales_match_ir"] is False
 
 
 @pytest.mark.parametrize("io", ["int8", "uint8"])
