@@ -153,3 +153,20 @@ def test_dynamic_shares_one_linear_between_matmuls_of_one_input(tmp_path):
     assert np.abs(actual[0] - expected).max() < 0.05 * np.abs(expected).max()
     fp32, _ = emit_and_run(model, "torch-fp32", feeds, tmp_path)
     np.testing.assert_allclose(fp32[0], expected, atol=1e-5)
+
+
+def test_int8_packs_for_qnnpack_when_asked(tmp_path, monkeypatch):
+    import torch
+
+    if "qnnpack" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch build has no qnnpack")
+    before = torch.backends.quantized.engine
+    monkeypatch.setenv("QCONVERT_TORCH_ENGINE", "qnnpack")
+    model = parse(QDQ_CONV)
+    feeds = random_inputs(model, seed=2)
+    try:
+        actual, facts = emit_and_run(model, "torch-int8", feeds, tmp_path)
+    finally:
+        torch.backends.quantized.engine = before
+    assert facts["engine"] == "qnnpack"
+    assert np.abs(actual[0] - run(model, feeds)[0]).max() <= 0.05 + 1e-6
