@@ -3,8 +3,10 @@
 For the VGG classifier and the Keras UNet: the float ONNX (onnx-fp32), qconvert's onnx-qdq, and
 `onnxruntime.quantization.quantize_static` (QDQ, per-channel int8 weights, int8 activations, its default
 MinMax calibration, after its recommended quant_pre_process) on the same float model with the same
-calibration samples; each measured in its own child process like every qconvert row, in three
-interleaved rounds, keeping each artifact's best median. Then every
+calibration samples; each measured in its own child process like every qconvert row (three interleaved
+rounds, best median), and again with their runs alternated one by one in one fresh process ("paired", bench/paired_timing.py): this
+shared 2-core machine drifts in speed by several times within minutes, and only runs side by side give
+ratios that hold. The ratios below use the paired medians. Then every
 calibration method on both models (the evidence for the default), the sensitivity analysis and
 --max-drop 0.2 on the VGG, and onnx-dynamic on the BERT-style encoder.
 
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import describe
+from bench.paired_timing import paired_ms
 from qconvert.api import convert, sensitivity
 from qconvert.backends.measure import RunSettings, measure_in_child
 from qconvert.fileio import atomic_path
@@ -100,22 +103,23 @@ def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
     parity = {k: v[:16] for k, v in eval_feeds.items()}
     artifacts = [("onnx-fp32", fp32.path), ("qconvert onnx-qdq", ours.path), ("ORT quantize_static", str(ort_path))]
     measured = measure_rounds(artifacts, parity, timing, settings, eval_feeds)
+    paired = paired_ms(dict(artifacts), timing, threads)
     reference = measured["onnx-fp32"].eval_outputs[0]
     rows, facts = [], {}
     for name, m in measured.items():
         if m.status != "ok":
-            rows.append(f"| {name} | {m.status}: {m.error} | | | | |")
+            rows.append(f"| {name} | {m.status}: {m.error} | | | | | |")
             continue
         metrics = evaluate(result.metric, m.eval_outputs[0], labels, reference)
         value = next(iter(metrics.values()))
         path = {"onnx-fp32": fp32.path, "qconvert onnx-qdq": ours.path}.get(name, str(ort_path))
         size = Path(path).stat().st_size / 1e6
-        facts[name] = {"metric": value, "ms": m.median_ms, "mb": size}
+        facts[name] = {"metric": value, "ms": paired[name], "mb": size}
         rows.append(f"| {name} | {' '.join(f'{k} {v:.4g}' for k, v in metrics.items())} | "
-                    f"{sqnr_db(reference, m.eval_outputs[0]):.1f} | {m.median_ms:.2f} | "
-                    f"{m.median_ms / measured['onnx-fp32'].median_ms:.2f} | {size:.3f} |")
-    table = ("| model | eval metric | SQNR dB vs fp32 | median ms | × fp32 | size MB |\n|---|---|---|---|---|---|\n"
-             + "\n".join(rows))
+                    f"{sqnr_db(reference, m.eval_outputs[0]):.1f} | {m.median_ms:.2f} | {paired[name]:.2f} | "
+                    f"{paired[name] / paired['onnx-fp32']:.2f} | {size:.3f} |")
+    table = ("| model | eval metric | SQNR dB vs fp32 | child median ms | paired median ms | paired × fp32 | size MB |"
+             "\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     return table, facts
 
 
@@ -218,13 +222,12 @@ def main() -> None:
     fp32, dyn = bert.row("onnx-fp32"), bert.row("onnx-dynamic")
     with np.load(models / "bert_eval.npz") as data:
         ids = {"input_ids": data["input_ids"][:1]}
-    timed = measure_rounds([("fp32", fp32.path), ("dynamic", dyn.path)], ids, ids,
-                           RunSettings(threads=options.threads, runs=options.runs))
-    fp32_ms, dyn_ms = timed["fp32"].median_ms, timed["dynamic"].median_ms
+    timed = paired_ms({"fp32": fp32.path, "dynamic": dyn.path}, ids, options.threads, pairs=500)
+    fp32_ms, dyn_ms = timed["fp32"], timed["dynamic"]
     sections.append(
         "## BERT-style encoder: onnx-dynamic, batch 1\n\n"
         f"cosine to the source on the evaluation set {dyn.metrics['cosine']:.5f}; latency {dyn_ms:.2f} ms vs "
-        f"onnx-fp32 {fp32_ms:.2f} ms ({dyn_ms / fp32_ms:.2f}×, best of {ROUNDS} interleaved rounds); size "
+        f"onnx-fp32 {fp32_ms:.2f} ms ({dyn_ms / fp32_ms:.2f}×, paired medians); size "
         f"{dyn.size_mb:.3f} MB vs {fp32.size_mb:.3f} MB.\n")
 
     header = (f"# qconvert int8 next to onnxruntime.quantization\n\n- date: "
