@@ -36,8 +36,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: models
-	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
 	$(PY) -m bench.quant_vs_ort --models $(MODELS) --out bench/QUANT.md
+	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
 
 clean:
 	rm -rf build qconvert-out

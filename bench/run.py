@@ -103,6 +103,10 @@ def main() -> None:
         "  SQNR and top-1 agreement are against the source on random inputs; `convert s` is the export to "
         "the IR (source row) or the emit time of the target.\n\n"
     )
+    quant = Path(options.out).with_name("QUANT.md")  # written just before by bench.quant_vs_ort (make bench)
+    if quant.exists():
+        sections.append("# Quantization side by side (bench/quant_vs_ort.py)\n\n"
+                        + quant.read_text().split("\n", 1)[1].replace("\n## ", "\n### "))
     with atomic_path(Path(options.out)) as tmp:
         tmp.write_text(header + "\n".join(sections))
     print(f"wrote {options.out}")
