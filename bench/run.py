@@ -77,7 +77,7 @@ def main() -> None:
         sections.append(
             f"## {case.title}\n\n`{command}`\n\n"
             f"Source export to the IR: {result.load_s:.2f} s; whole run {total:.1f} s; "
-            f"batch {result.batch}, {result.threads} threads, parity on {result.parity_samples} random samples.\n\n"
+            f"batch {result.batch}, {result.threads} threads, parity on {result.parity_samples} {result.parity_data} samples.\n\n"
             + report_markdown(result) + "\n"
         )
         print(f"{case.title}: done in {total:.1f} s", flush=True)
@@ -100,7 +100,7 @@ def main() -> None:
         f"--runs {options.runs})\n"
         "- every row of a table ran in the same session, one child process per runtime, with the same "
         "thread count; `rel. time` is latency relative to the source framework's own eager/compiled run;\n"
-        "  SQNR and top-1 agreement are against the source on random inputs; `convert s` is the export to "
+        "  SQNR and top-1 agreement are against the source on the first samples of the evaluation set; `convert s` is the export to "
         "the IR (source row) or the emit time of the target.\n\n"
     )
     quant = Path(options.out).with_name("QUANT.md")  # written just before by bench.quant_vs_ort (make bench)
