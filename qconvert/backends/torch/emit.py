@@ -11,8 +11,8 @@ from qconvert.backends.targets import EmitOptions
 from qconvert.ir.metadata import get_meta
 
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
-CPU_HALF_NOTE = ("{dtype} on CPU: most kernels upcast or take slow paths there, so expect it slower than "
-                 "fp32; it is meant for CUDA (--device cuda)")
+CPU_HALF_NOTE = ("{dtype} on CPU: fast only where the CPU has {dtype} matrix units (AMX, AVX512-FP16/BF16); "
+                 "elsewhere kernels upcast and it runs slower than fp32; it is meant for CUDA (--device cuda)")
 
 
 def quantized_engine(engine: str | None = None) -> str:
