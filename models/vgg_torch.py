@@ -9,8 +9,7 @@ variant is `build_tiny()` (use it with weights from a `--tiny` build).
 import torch
 from torch import nn
 
-from models.data import digits_split
-from models.torch_train import deterministic, predict, top1, train_classifier
+from models.torch_train import train_on_digits
 
 # Classic VGG16 layout: output channels of each 3x3 conv, "M" = 2x2 max-pool.
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -58,8 +57,4 @@ TINY_TRAIN = dict(epochs=3, lr=0.05)
 
 def build_and_train(tiny=False, seed=0):
     """Returns (model in eval mode, eval x, eval y, eval top-1, train seconds)."""
-    x_train, y_train, x_eval, y_eval = digits_split()
-    with deterministic(seed):
-        model = build_tiny() if tiny else build()
-        seconds = train_classifier(model, x_train, y_train, seed=seed, **(TINY_TRAIN if tiny else FULL_TRAIN))
-    return model, x_eval, y_eval, top1(predict(model, x_eval), y_eval), seconds
+    return train_on_digits(build_tiny if tiny else build, TINY_TRAIN if tiny else FULL_TRAIN, seed)

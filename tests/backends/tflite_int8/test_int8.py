@@ -43,16 +43,6 @@ def segmenter(tiny_keras):
     return model, quantized.convert(model, "uint8", EmitOptions(), "tflite-uint8")
 
 
-def _ir_weight_scales(model: ir.Model) -> list[np.ndarray]:
-    """The per-channel scales of the IR's int8 weights (DequantizeLinear of int8 constants)."""
-    found = []
-    for node in model.graph:
-        data = node.inputs[0].const_value if node.op_type == "DequantizeLinear" else None
-        if data is not None and data.dtype == ir.DataType.INT8:
-            found.append(np.asarray(node.inputs[1].const_value.numpy(), np.float64).reshape(-1))
-    return found
-
-
 @pytest.mark.parametrize("io", ["int8", "uint8"])
 def test_scales_in_the_file_are_the_irs(classifier, io):
     model, files = classifier
@@ -71,7 +61,7 @@ def test_scales_in_the_file_are_the_irs(classifier, io):
             if op["op"] != "QUANTIZE" and tensor["dtype"] == "int8":
                 assert min(abs(s - tensor["scales"][0]) / s for s, _ in pairs) < 1e-5
     # Weights: per channel, exactly the IR's scales; bias: int32 with s_in · s_w.
-    ir_weights = _ir_weight_scales(model)
+    ir_weights = quantized.ir_weight_scales(model)
     weighted = [op for op in inspection["ops"] if op["op"] in WEIGHTED]
     assert len(weighted) == len(ir_weights) == 3
     for op in weighted:
