@@ -9,15 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.alternating import ROUNDS, best_median_and_dice
 from qconvert.api import convert
-from qconvert.backends.measure import RunSettings, measure_in_child
 from qconvert.backends.tflite.quantized import file_io_contract
 from qconvert.quant.config import make_config
-from qconvert.report.accuracy import evaluate
 
-OPENER = "qconvert.backends.tflite.runtime:open_session"
 WORK = Path("build/bench/tflite_int8_vs_converter")
-ROUNDS = 3  # alternate the files this many times; the table keeps each file's best median
 CALIB_SAMPLES = 256  # qconvert's default --calib-samples: both quantizers see the same samples
 
 
@@ -57,23 +54,9 @@ def section(models: Path, threads: int | None, runs: int) -> str:
         "converter PTQ uint8 (from_keras_model)": (theirs, {"io": file_io_contract(theirs.read_bytes())}),
     }
 
-    with np.load(eval_path) as data:
-        images, labels = data["input"], data["labels"]
-    timing = {"input": images[:1]}
-    settings = RunSettings(threads=result.threads, runs=runs)
-    medians: dict[str, list[float]] = {name: [] for name in files}
-    dice: dict[str, float] = {}
-    for _ in range(ROUNDS):
-        for name, (path, facts) in files.items():
-            measured = measure_in_child(OPENER, str(path), facts, {"input": images[:4]}, timing, settings,
-                                        {"input": images}, 16)
-            if measured.status != "ok":
-                raise RuntimeError(f"{name}: {measured.error}")
-            medians[name].append(measured.median_ms)
-            dice[name] = evaluate("dice", measured.eval_outputs[0], labels, measured.eval_outputs[0])["dice"]
-
-    baseline = min(medians["converter PTQ uint8 (from_keras_model)"])
-    float_ms = min(medians["qconvert tflite-fp32"])
+    best, dice = best_median_and_dice(files, eval_path, result.threads, runs)
+    baseline = best["converter PTQ uint8 (from_keras_model)"]
+    float_ms = best["qconvert tflite-fp32"]
     lines = ["## tflite-uint8 from the IR's QDQ vs the TFLite converter's own full-integer PTQ (Keras UNet)", "",
              f"Both quantize with the same {CALIB_SAMPLES} samples of unet_calib.npz (ours: qconvert's ranges, "
              f"minmax (the default) or moving-average, written as fake-quant ops; theirs: the representative "
@@ -82,8 +65,7 @@ def section(models: Path, threads: int | None, runs: int) -> str:
              "per file. Dice on unet_eval.npz.", "",
              "| file | median ms | / converter PTQ | / tflite-fp32 | size MB | Dice |", "|---|---|---|---|---|---|"]
     for name, (path, _) in files.items():
-        best = min(medians[name])
-        lines.append(f"| {name} | {best:.3f} | {best / baseline:.2f} | {best / float_ms:.2f} | "
+        lines.append(f"| {name} | {best[name]:.3f} | {best[name] / baseline:.2f} | {best[name] / float_ms:.2f} | "
                      f"{path.stat().st_size / 1e6:.3f} | {dice[name]:.5f} |")
     counts = {name: _op_counts(path) for name, (path, _) in files.items() if "minmax" in name or "PTQ" in name}
     lines += [""] + [f"- {name}: {counts[name]}" for name in counts]
