@@ -42,9 +42,13 @@ def configure(converter, mode: str) -> None:
         raise ValueError(f"unknown TFLite mode {mode!r}; one of {QUANTIZATION_MODES}")
 
 
-def emitter(mode: str, target: str):
+def emitter(mode: str, target: str, make=None):
+    """The Target.emit of one converter mode; `make(model, mode, options, target) -> (bytes, facts)`
+    defaults to the float path (the integer targets pass qconvert.backends.tflite.quantized.convert)."""
+    make = make or convert
+
     def emit(model: ir.Model, path: Path, options: EmitOptions | None = None) -> dict:
-        flatbuffer, facts = convert(model, mode, options or EmitOptions(), target)
+        flatbuffer, facts = make(model, mode, options or EmitOptions(), target)
         Path(path).write_bytes(flatbuffer)
         return facts
 

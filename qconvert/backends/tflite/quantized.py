@@ -275,13 +275,3 @@ def check_scales(inspection: dict, wanted: dict[str, tuple[float, int]], target:
             raise ValueError(f"{target}: tensor {tensor['name']} has scale {scale:g}, none of the IR's "
                              f"(the converter re-derived a range)")
     return {"checked": checked, "fixed_by_kernel": fixed}
-
-
-def emitter(io_dtype: str, target: str):
-    def emit(model: ir.Model, path: Path, options: EmitOptions | None = None) -> dict:
-        flatbuffer, facts = convert(model, io_dtype, options or EmitOptions(), target)
-        Path(path).write_bytes(flatbuffer)
-        return facts
-
-    emit.__name__ = f"emit_{io_dtype}"
-    return emit

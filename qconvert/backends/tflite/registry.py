@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from qconvert.backends.op_registry import registering_into
+
 Emitter = Callable[["EmitContext"], None]  # noqa: F821  (context.py imports this module)
 
 EMITTERS: dict[str, Emitter] = {}
 
 
 def emits(*op_types: str) -> Callable[[Emitter], Emitter]:
-    def register(function: Emitter) -> Emitter:
-        for op_type in op_types:
-            if op_type in EMITTERS:
-                raise RuntimeError(f"TFLite emitter for {op_type} registered twice "
-                                   f"({EMITTERS[op_type].__module__} and {function.__module__})")
-            EMITTERS[op_type] = function
-        return function
-
-    return register
+    return registering_into(EMITTERS, "TFLite emitter", op_types)
 
 
 def supported_ops() -> frozenset[str]:

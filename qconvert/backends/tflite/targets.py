@@ -3,7 +3,7 @@ full-integer ones lowering the IR's QDQ (quantized.py)."""
 
 from qconvert.backends.targets import Target, register
 from qconvert.backends.tflite.emit import emitter
-from qconvert.backends.tflite.quantized import emitter as integer_emitter
+from qconvert.backends.tflite import quantized
 from qconvert.backends.tflite.registry import supported_ops
 
 OPENER = "qconvert.backends.tflite.runtime:open_session"
@@ -26,7 +26,7 @@ INTEGER_TARGETS = [
 
 for name, io_dtype, description in INTEGER_TARGETS:
     register(Target(name=name, runtime="LiteRT", description=description, suffix=".tflite",
-                    emit=integer_emitter(io_dtype, name), opener=OPENER, requires=REQUIRES,
+                    emit=emitter(io_dtype, name, quantized.convert), opener=OPENER, requires=REQUIRES,
                     parity_floor_db=20.0, quantization="static"))
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from qconvert.backends.op_registry import registering_into
+
 EMITTERS: dict[str, Callable] = {}
 LOWERINGS: dict[str, Callable] = {}
 
 
 def _register(table: dict, kind: str, op_types: tuple[str, ...]) -> Callable:
-    def register(function: Callable) -> Callable:
-        for op_type in op_types:
-            if op_type in table:
-                raise RuntimeError(f"torch {kind} for {op_type} registered twice "
-                                   f"({table[op_type].__module__} and {function.__module__})")
-            table[op_type] = function
-        return function
-
-    return register
+    return registering_into(table, f"torch {kind}", op_types)
 
 
 def emits(*op_types: str) -> Callable:
