@@ -141,7 +141,7 @@ def method_table(cases: list[Case], threads: int) -> str:
     from qconvert.converters import load_source
     from qconvert.converters.input_spec import parse_input_shapes
     from qconvert.ir.inputs import specs_from_ir
-    from qconvert.passes import cleanup
+    from qconvert.passes import cleanup, prepare_for_int8
     from qconvert.quant.calibrate import calibrate
     from qconvert.quant.data import load_calibration, load_eval
     from qconvert.quant.evaluate import Scorer
@@ -154,7 +154,7 @@ def method_table(cases: list[Case], threads: int) -> str:
         options = case.options
         source = load_source(case.model, input_specs=parse_input_shapes(options.get("input_shapes", [])),
                              weights=options.get("weights"), trust_code=options.get("trust_code", False))
-        graph = cleanup(source.ir)
+        graph = prepare_for_int8(cleanup(source.ir))
         specs = specs_from_ir(graph)
         feeds = load_calibration(case.calib, specs, samples=CALIB_SAMPLES)
         eval_feeds, labels = load_eval(case.eval, specs)

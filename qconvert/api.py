@@ -245,10 +245,12 @@ def _check_quantization_options(targets: list[Target], calib: str | None, eval_p
 
 def _quantize(graph, calib_feeds, quant, eval_feeds, labels, metric, max_drop):
     """The QDQ IR every static int8 target is emitted from, and the layers left float."""
+    from qconvert.passes import prepare_for_int8
     from qconvert.quant.calibrate import calibrate
     from qconvert.quant.mixed import choose_float_layers
     from qconvert.quant.static import quantize_with_ranges
 
+    graph = prepare_for_int8(graph)
     ranges = calibrate(graph, calib_feeds, quant)
     float_layers: list[str] = []
     if max_drop is not None:
@@ -274,7 +276,7 @@ def sensitivity(
 ):
     """`qconvert sensitivity`: each static int8 layer's cost (qconvert.quant.sensitivity), written to
     OUT/sensitivity.json. Scored on the --eval set where given, else on the calibration data (SQNR only)."""
-    from qconvert.passes import cleanup
+    from qconvert.passes import cleanup, prepare_for_int8
     from qconvert.quant.calibrate import calibrate
     from qconvert.quant.evaluate import Scorer
     from qconvert.quant.sensitivity import analyze
@@ -284,7 +286,7 @@ def sensitivity(
     check_data_path(calib, trust_code=trust_code)
     source = load_source(model, input_specs=parse_input_shapes(list(input_shapes)), weights=weights,
                          trust_code=trust_code)
-    graph = cleanup(source.ir)
+    graph = prepare_for_int8(cleanup(source.ir))
     specs = specs_from_ir(graph)
     calib_feeds = load_calibration(calib, specs, samples=calib_samples, trust_code=trust_code,
                                    image=calib_image, seed=seed)

@@ -13,6 +13,7 @@ from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
 from qconvert.passes.remove_identity import RemoveIdentity
 from qconvert.passes.strip_debug_metadata import StripDebugMetadata
+from qconvert.passes.unfold_conv_transpose import UnfoldConvTranspose
 
 CLEANUP: list[ir.passes.PassBase] = [
     # Any time: exporters' per-node stack traces are ~5% of a small model's file and would
@@ -29,6 +30,15 @@ CLEANUP: list[ir.passes.PassBase] = [
     # whose consumers were folded.
     RemoveDeadNodes(),
     # Last: FoldBatchNorm inserts nodes; emitters expect producers before consumers.
+    TopologicalSortPass(),
+]
+
+
+# Static int8 only (float targets keep the graph as the source wrote it): layers that have no integer
+# kernel in some runtime become ones that do.
+INT8_PREPARATION: list[ir.passes.PassBase] = [
+    UnfoldConvTranspose(),
+    RemoveDeadNodes(),
     TopologicalSortPass(),
 ]
 
@@ -62,6 +72,12 @@ def run_pipeline(model: ir.Model, passes: Sequence[ir.passes.PassBase], name: st
 def cleanup(model: ir.Model) -> ir.Model:
     """Run the CLEANUP pipeline."""
     return run_pipeline(model, CLEANUP, "cleanup")
+
+
+def prepare_for_int8(model: ir.Model) -> ir.Model:
+    """Run the INT8_PREPARATION pipeline on a copy: the cleaned float IR stays as it is for float targets."""
+    copy = ir.serde.deserialize_model(ir.serde.serialize_model(model))
+    return run_pipeline(copy, INT8_PREPARATION, "int8 preparation")
 
 
 def _io_names(model: ir.Model) -> tuple[list[str], list[str]]:

@@ -7,7 +7,8 @@ Rules (the Contracts section of ARCHITECTURE.md):
 - A Relu or Clip that is the only consumer of a Conv/ConvTranspose/Gemm/MatMul output is part of that unit:
   no QDQ between them; the unit's output is the activation's output (its range starts at 0, so the int8
   kernel's clamp does the Relu).
-- Scale-preserving ops (MaxPool, Resize, Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat) whose
+- Scale-preserving ops (MaxPool, Resize, Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Concat,
+  DepthToSpace, SpaceToDepth) whose
   input is quantized get QDQ on their output too, with the *same* scale and zero point as their inputs: no
   backend needs to requantize around them.
 - Weights: int8 per output channel (or per tensor), symmetric. Bias: int32 with scale s_in·s_w.
@@ -22,7 +23,8 @@ import onnx_ir as ir
 COMPUTE = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 POOLS = {"AveragePool", "GlobalAveragePool"}
 FUSED_ACTIVATIONS = {"Relu", "Clip"}
-SAME_SCALE = {"MaxPool", "Resize", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat"}
+SAME_SCALE = {"MaxPool", "Resize", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat",
+              "DepthToSpace", "SpaceToDepth"}
 
 
 @dataclass

@@ -47,10 +47,12 @@ def _store_raw(graph: onnx.GraphProto) -> None:
 
 
 def emit_qdq(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
-    """The IR's static int8 as it is: `model` already holds the QDQ nodes (qconvert.passes.InsertQDQ)."""
+    """The IR's static int8: `model` already holds the QDQ nodes (qconvert.passes.InsertQDQ); they are
+    written in the form onnxruntime fuses into integer kernels, the same quantized function."""
+    from qconvert.backends.onnx.qdq_lowering import lower_for_onnxruntime
     from qconvert.ir.metadata import get_meta
 
-    ir.save(model, path)
+    ir.save(lower_for_onnxruntime(model), path)
     return {"quantization": get_meta(model, "quantization", {})}
 
 

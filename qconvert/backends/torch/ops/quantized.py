@@ -28,7 +28,8 @@ from qconvert.backends.torch.registry import EMITTERS, lowers
 
 # Ops that compute the same on int8 values as on their dequantized floats: they run on the quantized
 # tensor and keep its scale and zero point.
-PASS_THROUGH = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
+PASS_THROUGH = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "DepthToSpace",
+                "SpaceToDepth")
 
 
 def _params(b, node) -> tuple[np.ndarray, np.ndarray, ir.DataType, int]:

@@ -1,4 +1,5 @@
-"""Shape ops: Reshape, Flatten, Transpose, Concat, Squeeze/Unsqueeze, Gather, Slice, Constant, Identity.
+"""Shape ops: Reshape, Flatten, Transpose, Concat, Squeeze/Unsqueeze, Gather, Slice, Constant, Identity,
+DepthToSpace/SpaceToDepth.
 
 Reshape, Flatten, Transpose and Concat work on quantized tensors too: an int8 program passes a held
 quantized tensor through them (qconvert/backends/torch/ops/quantized.py decides when).
@@ -120,3 +121,34 @@ def slice_(b, node):
         index = (slice(None),) * axis + (slice(start, end if end < 2**62 else None),)
         x = b.call(operator.getitem, x, index)
     return x
+
+
+def _static_chw(b, node) -> tuple[int, int, int]:
+    shape = node.inputs[0].shape
+    if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape.dims[1:]):
+        raise ValueError(f"{node.op_type} {node.name}: needs a 4-D input with known channels, height and width")
+    return shape.dims[1], shape.dims[2], shape.dims[3]
+
+
+@emits("DepthToSpace")
+def depth_to_space(b, node):
+    channels, height, width = _static_chw(b, node)
+    block = int(b.attr(node, "blocksize"))
+    depth = channels // (block * block)
+    mode = b.attr(node, "mode", "DCR")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "DCR":  # channel index (i * block + j) * depth + c
+        split, perm = [-1, block, block, depth, height, width], [0, 3, 4, 1, 5, 2]
+    else:  # CRD: channel index c * block * block + i * block + j
+        split, perm = [-1, depth, block, block, height, width], [0, 1, 4, 2, 5, 3]
+    x = b.method("permute", b.method("reshape", _x(b, node), split), perm)
+    return b.method("reshape", x, [-1, depth, height * block, width * block])
+
+
+@emits("SpaceToDepth")
+def space_to_depth(b, node):
+    channels, height, width = _static_chw(b, node)
+    block = int(b.attr(node, "blocksize"))
+    x = b.method("reshape", _x(b, node), [-1, channels, height // block, block, width // block, block])
+    x = b.method("permute", x, [0, 3, 5, 1, 2, 4])
+    return b.method("reshape", x, [-1, channels * block * block, height // block, width // block])

@@ -1,0 +1,121 @@
+"""Rewrite a ConvTranspose whose windows do not overlap as a 1x1 Conv and a DepthToSpace.
+
+The usual 2x2 / stride-2 upsampler of a UNet has no integer kernel in onnxruntime's CPU provider, and
+PyTorch's int8 kernels have no per-channel transposed convolution: left as it is, it runs in float with a
+dequantize/quantize on each side. When the kernel equals the stride and nothing is padded, every output
+pixel comes from exactly one input pixel, so::
+
+    y = ConvTranspose(x, W[C_in, C_out, k, k], B, strides=[k, k])
+
+is the same function as::
+
+    t = Conv(x, W'[k*k*C_out, C_in, 1, 1], tile(B, k*k))    # W'[(i*k + j)*C_out + c] = W[:, c, i, j]
+    y = DepthToSpace(t, blocksize=k, mode="DCR")
+
+and both run as int8 with the weight's per-output-channel scales repeated k*k times. DCR is also the
+order of TFLite's DEPTH_TO_SPACE, so no backend needs a channel shuffle.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx_ir as ir
+
+logger = logging.getLogger(__name__)
+
+
+class UnfoldConvTranspose(ir.passes.InPlacePass):
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        modified = False
+        for graph in model.graphs():
+            for node in list(graph):
+                if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+                    continue
+                reason = why_not(node)
+                if reason is not None:
+                    logger.debug("ConvTranspose %s kept: %s", node.name, reason)
+                    continue
+                rewrite(node)
+                modified = True
+        return ir.passes.PassResult(model, modified=modified)
+
+
+def why_not(node: ir.Node) -> str | None:
+    """Why `node` cannot be unfolded, or None when it can."""
+    weight = node.inputs[1] if len(node.inputs) > 1 else None
+    w = _constant(weight)
+    if w is None or w.ndim != 4:
+        return "the weight is not a constant 4-D tensor"
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    if bias is not None and (_constant(bias) is None or _constant(bias).shape != (w.shape[1],)):
+        return "the bias is not a constant per output channel"
+    attrs = node.attributes
+    kernel = list(w.shape[2:])
+    if kernel[0] != kernel[1] or kernel[0] < 2:
+        return f"kernel {kernel} is not square and larger than 1"
+    if attrs.get_int("group", 1) != 1:
+        return "grouped"
+    if list(attrs.get_ints("strides", [1, 1])) != kernel:
+        return "the stride differs from the kernel (windows overlap or leave gaps)"
+    if any(d != 1 for d in attrs.get_ints("dilations", [1, 1])):
+        return "dilated"
+    if any(p != 0 for p in attrs.get_ints("pads", [0] * 4)) or any(attrs.get_ints("output_padding", [0, 0])):
+        return "padded"
+    if "output_shape" in attrs or attrs.get_string("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return "output_shape / auto_pad set"
+    x = node.inputs[0]
+    if x is None or x.shape is None or len(x.shape) != 4:
+        return "the input is not known to be 4-D"
+    return None
+
+
+def rewrite(node: ir.Node) -> None:
+    graph = node.graph
+    weight = node.inputs[1]
+    w = _constant(weight)
+    c_in, c_out, k, _ = w.shape
+    unfolded = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(k * k * c_out, c_in, 1, 1))
+    inputs = [node.inputs[0], _initializer(graph, f"{weight.name}_unfolded", unfolded)]
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    if bias is not None:
+        inputs.append(_initializer(graph, f"{bias.name}_unfolded", np.tile(_constant(bias), k * k)))
+    conv = ir.Node("", "Conv", inputs, attributes=[ir.AttrInt64s("kernel_shape", [1, 1])], name=node.name)
+    depth = ir.Node("", "DepthToSpace", conv.outputs,
+                    attributes=[ir.AttrInt64("blocksize", k), ir.AttrString("mode", "DCR")],
+                    name=f"{node.name}_depth_to_space")
+    out = node.outputs[0]
+    n, _, h, width = node.inputs[0].shape
+    conv.outputs[0].name = f"{out.name}_unfolded"
+    conv.outputs[0].type = out.type
+    conv.outputs[0].shape = ir.Shape([n, k * k * c_out, h, width])
+    graph.insert_after(node, [conv, depth])
+    result = depth.outputs[0]
+    result.type, result.shape = out.type, out.shape
+    was_output = out.is_graph_output()
+    name = out.name
+    ir.convenience.replace_all_uses_with(out, result, replace_graph_outputs=True)
+    graph.remove(node, safe=True)
+    result.name = name  # consumers, calibration ranges and reports keep the tensor's name
+    if was_output:
+        result.type, result.shape = out.type or result.type, out.shape or result.shape
+
+
+def _constant(value: ir.Value | None) -> np.ndarray | None:
+    if value is None or value.is_graph_input():
+        return None
+    tensor = ir.convenience.get_const_tensor(value)
+    return None if tensor is None else tensor.numpy()
+
+
+def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
+    taken = set(graph.initializers)
+    unique, i = name, 0
+    while unique in taken:
+        i += 1
+        unique = f"{name}_{i}"
+    value = ir.Value(name=unique, const_value=ir.tensor(array, name=unique),
+                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)), shape=ir.Shape(array.shape))
+    graph.register_initializer(value)
+    return value

@@ -1,0 +1,92 @@
+"""onnx-qdq writes the IR's QDQ in the form onnxruntime fuses into integer kernels, with the same integers."""
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+import pytest
+
+from qconvert.backends.onnx.qdq_lowering import lower_for_onnxruntime
+from qconvert.passes import cleanup, prepare_for_int8
+from qconvert.quant.config import QuantConfig
+from qconvert.quant.static import quantize_static
+from qconvert.report.metrics import sqnr_db
+from tests.passes.helpers import parse
+
+RNG = np.random.default_rng(0)
+
+
+def const(name, *shape, scale=0.3):
+    values = ", ".join(f"{v:.6f}" for v in RNG.standard_normal(shape).ravel() * scale)
+    return f"float[{','.join(map(str, shape))}] {name} = {{{values}}}"
+
+
+def tiny_unet() -> ir.Model:
+    """One level of a UNet: the skip tensor (a Relu output) feeds both the MaxPool and the Concat whose
+    other input, the 2x2/stride-2 upsampler's output, goes negative; one shared scale for the Concat."""
+    inits = [const("W1", 8, 3, 3, 3), const("B1", 8), const("W2", 8, 8, 3, 3), const("B2", 8),
+             const("WT", 8, 8, 2, 2), const("BT", 8), const("W3", 4, 16, 3, 3), const("B3", 4)]
+    return parse(f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 3, 16, 16] x) => (float[N, 4, 16, 16] y) <{', '.join(inits)}> {{
+            c1 = Conv<pads = [1, 1, 1, 1]>(x, W1, B1)
+            skip = Relu(c1)
+            down = MaxPool<kernel_shape = [2, 2], strides = [2, 2]>(skip)
+            c2 = Conv<pads = [1, 1, 1, 1]>(down, W2, B2)
+            r2 = Relu(c2)
+            up = ConvTranspose<strides = [2, 2]>(r2, WT, BT)
+            joined = Concat<axis = 1>(up, skip)
+            c3 = Conv<pads = [1, 1, 1, 1]>(joined, W3, B3)
+            y = Sigmoid(c3)
+        }}
+    """)
+
+
+def session(model: ir.Model, optimize: bool) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    return ort.InferenceSession(ir.serde.serialize_model(model).SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    graph = prepare_for_int8(cleanup(tiny_unet()))
+    feeds = {"x": RNG.standard_normal((64, 3, 16, 16)).astype(np.float32)}
+    return quantize_static(graph, feeds, QuantConfig()), {"x": feeds["x"][:8]}
+
+
+def test_lowering_keeps_the_integers(quantized):
+    qdq, feeds = quantized
+    lowered = lower_for_onnxruntime(qdq)
+    np.testing.assert_array_equal(session(lowered, False).run(None, feeds)[0], session(qdq, False).run(None, feeds)[0])
+
+
+def test_onnxruntime_runs_every_layer_in_integers(quantized, tmp_path):
+    qdq, feeds = quantized
+    lowered = lower_for_onnxruntime(qdq)
+    ops = Counter(n.op_type for n in lowered.graph)
+    assert ops["DepthToSpace"] == 0 and ops["Max"] == 1  # the skip Relu with a zero point above the minimum
+    zero_points = {n.inputs[2].const_value.numpy().dtype for n in lowered.graph if n.op_type == "QuantizeLinear"}
+    assert zero_points == {np.dtype(np.uint8)}
+
+    def optimized(model):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+        ort.InferenceSession(ir.serde.serialize_model(model).SerializeToString(), options,
+                             providers=["CPUExecutionProvider"])
+        return Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+
+    fused = optimized(lowered)
+    # Only the model's input is quantized and its output dequantized; no float Conv, MaxPool or Concat.
+    assert fused["QuantizeLinear"] == 1 and fused["DequantizeLinear"] == 1
+    assert fused["QLinearConv"] == 4 and fused["QLinearConcat"] == 1 and fused["NhwcMaxPool"] == 1
+    assert not {"Conv", "FusedConv", "ConvTranspose", "DepthToSpace", "Concat", "MaxPool"} & set(fused)
+    # The IR as written leaves the upsampler, the skip Conv, MaxPool and Concat in float.
+    assert {"FusedConv", "DepthToSpace"} <= set(optimized(qdq))
+    reference = session(qdq, False).run(None, feeds)[0]
+    assert sqnr_db(reference, session(lowered, True).run(None, feeds)[0]) > 35
