@@ -96,10 +96,12 @@ def convert(
     eval_path: str | None = None,
     metric: str | None = None,
     max_drop: float | None = None,
+    engine: str | None = None,
 ) -> ConversionResult:
     """`calib`: calibration data for static int8 targets (qconvert.quant.data); `eval_path`: an .npz of
     inputs and labels that adds a task metric per row; `max_drop`: keep the most sensitive layers float
-    until the static int8 metric is within this of the float model's (needs `eval_path`)."""
+    until the static int8 metric is within this of the float model's (needs `eval_path`); `engine`: the
+    PyTorch int8 engine (x86, qnnpack for ARM...) torch-int8/torch-dynamic weights are packed for."""
     from qconvert.passes import cleanup
 
     model = str(model)
@@ -111,6 +113,7 @@ def convert(
         raise UsageError(f"unknown device {device!r}; use cpu or cuda")
     out = Path(out_dir)
     check_writable(out)
+    _check_engine(engine, targets)
     _check_quantization_options([t for t in targets if t.name not in uncalibrated], calib, eval_path, max_drop,
                                 trust_code)
     notify = progress or (lambda stage, name: None)
@@ -160,7 +163,7 @@ def convert(
             quant_error = f"quantization failed: {type(error).__name__}: {error}".splitlines()[0]
 
     stem = model_stem(model)
-    emit_options = EmitOptions(io_layout=io_layout, quant=quant)
+    emit_options = EmitOptions(io_layout=io_layout, quant=quant, torch_engine=engine)
     int8_outputs: dict[str, list[np.ndarray]] = {}  # static int8 artifacts' parity outputs
     io_scales: list[float | None] = []  # an integer artifact's output scales, where the IR's output is float
     for target in targets:
@@ -241,6 +244,17 @@ def _check_quantization_options(targets: list[Target], calib: str | None, eval_p
     if max_drop is not None and not (static and eval_path):
         raise UsageError("--max-drop needs a static int8 target (e.g. --to onnx-qdq) and --eval data to measure "
                          "the drop on")
+
+
+def _check_engine(engine: str | None, targets) -> None:
+    if engine is None:
+        return
+    if not any(t.runtime == "torch" and t.quantization for t in targets):
+        raise UsageError(f"--engine {engine} applies to torch-int8 and torch-dynamic; none was asked for")
+    import torch
+
+    if engine not in torch.backends.quantized.supported_engines:
+        raise UsageError(f"--engine {engine}: this torch build has {', '.join(torch.backends.quantized.supported_engines)}")
 
 
 def _quantize(graph, calib_feeds, quant, eval_feeds, labels, metric, max_drop):

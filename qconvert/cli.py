@@ -128,11 +128,13 @@ def main():
               help="Random samples for parity.")
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--engine", type=click.Choice(["x86", "fbgemm", "onednn", "qnnpack"]), default=None,
+              help="PyTorch int8 engine that torch-int8/torch-dynamic weights are packed for [x86]; qnnpack for ARM.")
 @click.option("--max-drop", type=click.FloatRange(min=0), help="Mixed precision: keep the most sensitive layers "
               "float until the int8 metric drop on --eval is within this (top-1 in points, Dice/cosine 0..1).")
 @with_quant_options
 @with_source_options
-def convert_command(model, to, out_dir, device, io_layout, threads, batch, samples, runs, as_json, max_drop,
+def convert_command(model, to, out_dir, device, io_layout, threads, batch, samples, runs, as_json, engine, max_drop,
                     calib, calib_samples, method, weight_granularity, activations, activation_type, calib_scale,
                     calib_mean, calib_std, eval_path, metric, input_shapes, weights, trust_code, debug):
     from rich.console import Console
@@ -152,7 +154,7 @@ def convert_command(model, to, out_dir, device, io_layout, threads, batch, sampl
         result = _run(debug, convert, model, targets, out_dir=out_dir, input_shapes=input_shapes,
                       weights=weights, trust_code=trust_code, device=device, io_layout=io_layout,
                       threads=threads, batch=batch, parity_samples=samples, runs=runs, progress=step,
-                      max_drop=max_drop, **quant)
+                      max_drop=max_drop, engine=engine, **quant)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

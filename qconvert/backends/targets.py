@@ -24,6 +24,7 @@ class EmitOptions:
 
     io_layout: str | None = None  # nhwc | nchw: the artifact's 4-D input/output layout; None = the source's
     quant: Any = None  # qconvert.quant.config.QuantConfig for quantized targets (method, granularity, dtype)
+    torch_engine: str | None = None  # PyTorch int8 engine the weights are packed for; None = x86
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,11 @@ def test_real_subprocess_prints_the_table(tiny_keras, tmp_path):
          "not TorchScript; give the model as file.py:factory with --weights"),
         (lambda f, d: [f["pt"], "--to", "onnx-fp32", "--input-shape", "1,3,16,16", "-o", d / "afile" / "out"], 2,
          "cannot write to output folder"),
+        (lambda f, d: [f["pt"], "--to", "onnx-fp32", "--input-shape", "1,3,16,16", "--engine", "qnnpack"], 2,
+         "--engine qnnpack applies to torch-int8 and torch-dynamic; none was asked for"),
     ],
     ids=["missing", "unknown-ext", "trunc-h5", "trunc-onnx", "trunc-pt", "unknown-target", "no-shape",
-         "untrusted-code", "export-fails", "state-dict-as-pt", "unwritable-out"],
+         "untrusted-code", "export-fails", "state-dict-as-pt", "unwritable-out", "engine-without-torch-int8"],
 )
 def test_bad_input(tiny_torch, tiny_keras, tmp_path, make_args, code, message):
     bad = tmp_path / "bad"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnx_ir as ir
@@ -16,11 +15,10 @@ CPU_HALF_NOTE = ("{dtype} on CPU: fast only where the CPU has {dtype} matrix uni
 
 
 def quantized_engine(engine: str | None = None) -> str:
-    """The int8 engine weights are packed for: x86 (fbgemm/oneDNN) by default, qnnpack for ARM.
-    QCONVERT_TORCH_ENGINE chooses another until the CLI has an --engine flag."""
+    """The int8 engine weights are packed for (`--engine`): x86 (fbgemm/oneDNN) by default, qnnpack for ARM."""
     import torch
 
-    engine = engine or os.environ.get("QCONVERT_TORCH_ENGINE") or "x86"
+    engine = engine or "x86"
     if engine not in torch.backends.quantized.supported_engines:
         raise ValueError(f"quantized engine {engine!r} is not in this torch build "
                          f"({', '.join(torch.backends.quantized.supported_engines)})")
@@ -64,7 +62,7 @@ def save(module, path: Path) -> None:
 
 def emitter(mode: str, target: str, dtype_name: str = "float32"):
     def emit(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
-        module, facts = build_module(model, mode, target, options, dtype_name)
+        module, facts = build_module(model, mode, target, options, dtype_name, options.torch_engine)
         save(module, path)
         return facts
 

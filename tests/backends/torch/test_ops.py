@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qconvert.backends.targets import EmitOptions
 from tests.backends.torch.helpers import emit_and_run
 from tests.passes.helpers import parse, random_inputs, run
 
@@ -155,17 +156,16 @@ def test_dynamic_shares_one_linear_between_matmuls_of_one_input(tmp_path):
     np.testing.assert_allclose(fp32[0], expected, atol=1e-5)
 
 
-def test_int8_packs_for_qnnpack_when_asked(tmp_path, monkeypatch):
+def test_int8_packs_for_qnnpack_when_asked(tmp_path):
     import torch
 
     if "qnnpack" not in torch.backends.quantized.supported_engines:
         pytest.skip("this torch build has no qnnpack")
     before = torch.backends.quantized.engine
-    monkeypatch.setenv("QCONVERT_TORCH_ENGINE", "qnnpack")
     model = parse(QDQ_CONV)
     feeds = random_inputs(model, seed=2)
     try:
-        actual, facts = emit_and_run(model, "torch-int8", feeds, tmp_path)
+        actual, facts = emit_and_run(model, "torch-int8", feeds, tmp_path, EmitOptions(torch_engine="qnnpack"))
     finally:
         torch.backends.quantized.engine = before
     assert facts["engine"] == "qnnpack"
