@@ -8,7 +8,9 @@ from qconvert.backends.session import DeviceUnavailable
 
 
 class OrtSession:
-    def __init__(self, path: str, device: str, threads: int):
+    def __init__(self, path: str, device: str, threads: int, spin: bool = True):
+        """`spin=False` when several sessions alternate in one process: a session's idle threads would
+        otherwise spin-wait for work and take the cores from the next session's run."""
         import onnxruntime as ort
 
         ort.set_default_logger_severity(3)
@@ -17,6 +19,8 @@ class OrtSession:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise DeviceUnavailable("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
