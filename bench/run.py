@@ -87,6 +87,11 @@ def main() -> None:
     sections.append(tflite_vs_keras.section(Path(options.models), options.threads, options.runs))
     print("tflite vs from_keras_model: done", flush=True)
 
+    from bench import torch_side_by_side
+
+    sections.append(torch_side_by_side.section(Path(options.models), options.threads, options.runs))
+    print("torch artifacts vs the eager source: done", flush=True)
+
     from bench import tflite_int8_vs_converter
 
     sections.append(tflite_int8_vs_converter.section(Path(options.models), options.threads, options.runs))
