@@ -8,6 +8,8 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.passes.rewrite import rewrite_matches
+
 logger = logging.getLogger(__name__)
 
 _PRODUCERS = ("Conv", "Gemm", "MatMul")
@@ -52,19 +54,7 @@ class FoldBatchNorm(ir.passes.InPlacePass):
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        modified = False
-        for graph in model.graphs():
-            for node in list(graph):
-                found = match(node)
-                if found is None:
-                    continue
-                reason = check(found)
-                if reason is not None:
-                    logger.debug("BatchNormalization %s not folded: %s", node.name, reason)
-                    continue
-                rewrite(found)
-                modified = True
-        return ir.passes.PassResult(model, modified=modified)
+        return rewrite_matches(model, match, check, rewrite, logger, "not folded")
 
 
 def match(bn: ir.Node) -> Match | None:

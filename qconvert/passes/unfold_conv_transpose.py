@@ -23,23 +23,18 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.passes.rewrite import rewrite_matches
+
 logger = logging.getLogger(__name__)
 
 
 class UnfoldConvTranspose(ir.passes.InPlacePass):
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        modified = False
-        for graph in model.graphs():
-            for node in list(graph):
-                if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
-                    continue
-                reason = why_not(node)
-                if reason is not None:
-                    logger.debug("ConvTranspose %s kept: %s", node.name, reason)
-                    continue
-                rewrite(node)
-                modified = True
-        return ir.passes.PassResult(model, modified=modified)
+        return rewrite_matches(model, match, why_not, rewrite, logger, "kept")
+
+
+def match(node: ir.Node) -> ir.Node | None:
+    return node if node.op_type == "ConvTranspose" and node.domain in ("", "ai.onnx") else None
 
 
 def why_not(node: ir.Node) -> str | None:
