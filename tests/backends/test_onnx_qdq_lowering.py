@@ -90,3 +90,33 @@ def test_onnxruntime_runs_every_layer_in_integers(quantized, tmp_path):
     assert {"FusedConv", "DepthToSpace"} <= set(optimized(qdq))
     reference = session(qdq, False).run(None, feeds)[0]
     assert sqnr_db(reference, session(lowered, True).run(None, feeds)[0]) > 35
+
+
+def test_relu6_sharing_a_concat_scale_runs_as_integers(tmp_path):
+    """Clip(0, 6) whose output shares a scale with a wider, negative branch: both bounds fall inside the
+    integer range, so the lowering writes Max and Min on the integers and the Conv stays a QLinearConv."""
+    inits = [const("W1", 4, 3, 3, 3, scale=2.0), const("W2", 4, 3, 3, 3, scale=4.0), const("W3", 2, 8, 1, 1)]
+    model = parse(f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 3, 8, 8] x) => (float[N, 2, 8, 8] y) <{', '.join(inits)}, float low = {{0.0}},
+                                                          float high = {{6.0}}> {{
+            c1 = Conv<pads = [1, 1, 1, 1]>(x, W1)
+            six = Clip(c1, low, high)
+            wide = Conv<pads = [1, 1, 1, 1]>(x, W2)
+            joined = Concat<axis = 1>(six, wide)
+            y = Conv(joined, W3)
+        }}
+    """)
+    feeds = {"x": RNG.standard_normal((32, 3, 8, 8)).astype(np.float32)}
+    qdq = quantize_static(prepare_for_int8(cleanup(model)), feeds, QuantConfig())
+    lowered = lower_for_onnxruntime(qdq)
+    assert Counter(n.op_type for n in lowered.graph)["Clip"] == 0
+    assert {"Max", "Min"} <= {n.op_type for n in lowered.graph}
+    small = {"x": feeds["x"][:4]}
+    np.testing.assert_array_equal(session(lowered, False).run(None, small)[0], session(qdq, False).run(None, small)[0])
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(ir.serde.serialize_model(lowered).SerializeToString(), options,
+                         providers=["CPUExecutionProvider"])
+    fused = Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+    assert fused["QLinearConv"] == 3 and not {"Conv", "FusedConv", "Clip"} & set(fused)

@@ -5,9 +5,10 @@ Each rewrite keeps the quantized function exactly (the same integers reach every
 1. Activations as uint8, zero point + 128. The x86 kernels take unsigned activations; onnxruntime converts
    an int8 QuantizeLinear→DequantizeLinear pair itself, but not one whose tensor feeds two layers (a
    UNet's skip connection), and then the Concat and MaxPool on it see mixed types and stay float.
-2. A Relu fused into a layer whose output zero point is above the minimum (the output shares a scale with
-   a Concat whose other input goes negative): QLinearConv has no clamp, so onnxruntime would run the Conv
-   in float. Instead the integer output goes through Max(q, zero point), the Relu on integers.
+2. A Relu or Clip fused into a layer whose output's integer range does not end at its bounds (a Relu
+   output sharing a scale with a Concat whose other input goes negative): QLinearConv has no clamp, so
+   onnxruntime would run the Conv in float. Instead the integer output goes through Max/Min at the
+   bounds' integers.
 3. DepthToSpace, which has no integer kernel in onnxruntime, as Transposes and Reshapes, each with the
    same QDQ: onnxruntime moves those int8 tensors without dequantizing them.
 """
@@ -26,7 +27,7 @@ def lower_for_onnxruntime(model: ir.Model) -> ir.Model:
     graph = model.graph
     _activations_to_uint8(graph)
     for q in [n for n in graph if n.op_type == "QuantizeLinear"]:
-        _unclamped_relu(graph, q)
+        _integer_clamp(graph, q)
     for node in [n for n in graph if n.op_type == "DepthToSpace"]:
         _depth_to_space(graph, node)
     graph.sort()
@@ -74,28 +75,65 @@ def _activations_to_uint8(graph: ir.Graph) -> None:
             graph.initializers.pop(name)
 
 
-# -- 2. Relu with a zero point above the minimum ---------------------------------------------------
-def _unclamped_relu(graph: ir.Graph, q: ir.Node) -> None:
-    """layer → Relu → Q(s, z) becomes layer → Q(s, z) → Max(·, z): the same integers, as
-    round(relu(x)/s) + z = max(round(x/s) + z, z), with the layer fused into its integer kernel."""
-    relu = q.inputs[0].producer()
-    if relu is None or relu.op_type != "Relu" or len(list(relu.outputs[0].uses())) != 1:
+# -- 2. Relu/Clip that the output's integer range does not already do -------------------------------
+def _activation_bounds(node: ir.Node) -> tuple[float, float] | None:
+    """The float interval a fused Relu or Clip keeps, or None when its bounds are not constants."""
+    if node.op_type == "Relu":
+        return 0.0, float("inf")
+    if node.op_type != "Clip":
+        return None
+    if "min" in node.attributes or "max" in node.attributes:  # opset < 11
+        return node.attributes.get_float("min", float("-inf")), node.attributes.get_float("max", float("inf"))
+    bounds = []
+    for index, default in ((1, float("-inf")), (2, float("inf"))):
+        value = node.inputs[index] if len(node.inputs) > index else None
+        if value is None:
+            bounds.append(default)
+            continue
+        array = _constant(value)
+        if array is None:
+            return None
+        bounds.append(float(array))
+    return bounds[0], bounds[1]
+
+
+def _integer_clamp(graph: ir.Graph, q: ir.Node) -> None:
+    """layer → Relu/Clip → Q(s, z) becomes layer → Q(s, z) → Max/Min on the integers: the same values,
+    as rounding is monotonic (round(clip(x, a, b)/s) + z = clip(round(x/s) + z, q(a), q(b))), with the
+    layer fused into its integer kernel. onnxruntime drops a Relu/Clip itself only when the output's
+    integer range already ends at the bounds; a skip connection sharing a Concat's scale does not."""
+    activation = q.inputs[0].producer()
+    if activation is None or len(list(activation.outputs[0].uses())) != 1 or activation.outputs[0].is_graph_output():
         return
-    layer = relu.inputs[0].producer()
-    if layer is None or layer.op_type not in LAYERS or relu.outputs[0].is_graph_output():
+    layer = activation.inputs[0].producer()
+    bounds = _activation_bounds(activation)
+    if layer is None or layer.op_type not in LAYERS or bounds is None:
         return
-    zero = _constant(q.inputs[2])
-    if zero is None or zero.size != 1 or zero.dtype != np.uint8 or int(zero) == 0:
+    scale, zero = _constant(q.inputs[1]), _constant(q.inputs[2])
+    if scale is None or zero is None or scale.size != 1 or zero.dtype != np.uint8:
         return
-    quantized = q.outputs[0]
-    floor = ir.node("Max", [quantized, q.inputs[2]], name=f"{q.name}_relu")
-    floor.outputs[0].name = f"{quantized.name}_relu"
-    floor.outputs[0].type, floor.outputs[0].shape = quantized.type, quantized.shape
-    quantized.replace_all_uses_with(floor.outputs[0])
-    floor.replace_input_with(0, quantized)
-    q.replace_input_with(0, relu.inputs[0])
-    graph.insert_after(q, floor)
-    graph.remove(relu, safe=True)
+    integer = [int(zero) + float(np.rint(np.float32(b) / np.float32(scale))) if np.isfinite(b) else b for b in bounds]
+    low = int(integer[0]) if integer[0] > 0 else None
+    high = int(integer[1]) if integer[1] < 255 else None
+    if low is None and high is None:
+        return  # the uint8 range does the clamp: onnxruntime fuses the activation itself
+    x = q.outputs[0]
+    users = list(x.uses())
+    new = []
+    for op, bound in (("Max", low), ("Min", high)):
+        if bound is None:
+            continue
+        limit = _initializer(graph, f"{q.name}_{op.lower()}", np.array(bound, dtype=np.uint8))
+        step = ir.node(op, [x, limit], name=f"{q.name}_{activation.op_type.lower()}_{op.lower()}")
+        step.outputs[0].name = f"{q.outputs[0].name}_{op.lower()}"
+        step.outputs[0].type, step.outputs[0].shape = x.type, x.shape
+        new.append(step)
+        x = step.outputs[0]
+    for use in users:
+        use.node.replace_input_with(use.idx, x)
+    q.replace_input_with(0, activation.inputs[0])
+    graph.insert_after(q, new)
+    graph.remove(activation, safe=True)
 
 
 # -- 3. DepthToSpace -------------------------------------------------------------------------------
