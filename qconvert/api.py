@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import onnx_ir as ir
 
 from qconvert.backends.hardware import physical_cores
 from qconvert.backends.measure import Measurement, RunSettings, measure_in_child
@@ -125,6 +127,76 @@ def convert(
                          trust_code=trust_code)
     graph = cleanup(source.ir)
     load_s = time.perf_counter() - began
+    data = _load_data(graph, calib, calib_samples, calib_image, eval_path, parity_samples, batch, trust_code, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ConversionResult(model, source.framework, source.format, str(out), device, settings.threads,
+                              batch, next(iter(data.feeds.values())).shape[0], load_s, parity_data=data.parity_data)
+
+    notify("measure", "source")
+    reference = measure_in_child(source.reference_runner, source.path, source.load_options, data.feeds,
+                                 data.timing_feeds, settings, data.eval_feeds, data.eval_batch)
+    source_row = Row("source", source.framework, reference.status, path=model, error=reference.error,
+                     size_mb=source.size_bytes / 1e6)
+    _fill_timing(source_row, reference, None)
+    result.rows.append(source_row)
+    if data.eval_feeds and reference.status == "ok":
+        result.metric = metric or infer_metric(reference.eval_outputs[0], data.labels)
+        source_row.metrics = evaluate(result.metric, reference.eval_outputs[0], data.labels,
+                                      reference.eval_outputs[0])
+
+    qdq_graph, quant_error = None, None
+    if any(t.quantization == "static" and t.name not in uncalibrated for t in targets):
+        notify("calibrate", "static int8")
+        try:
+            qdq_graph, result.float_layers = _quantize(graph, data.calib_feeds, quant, data.eval_feeds, data.labels,
+                                                       result.metric or metric, max_drop)
+        except Exception as error:  # the static int8 rows fail; the other targets still run
+            quant_error = f"quantization failed: {type(error).__name__}: {error}".splitlines()[0]
+
+    job = _Job(out, model_stem(model), graph, qdq_graph, EmitOptions(io_layout=io_layout, quant=quant,
+               torch_engine=engine), settings, data, reference, source_row.latency_ms, result.metric, notify)
+    int8_outputs: dict[str, list[np.ndarray]] = {}  # static int8 artifacts' parity outputs
+    io_scales: list[float | None] = []  # an integer artifact's output scales, where the IR's output is float
+    for target in targets:
+        if not target.available:
+            result.rows.append(Row(target.name, target.runtime, "skipped", error=(
+                f"{target.runtime} is not installed ({', '.join(target.missing_modules())})")))
+        elif target.name in uncalibrated:
+            result.rows.append(Row(target.name, target.runtime, "skipped",
+                                   error="static int8 needs calibration data (--calib)"))
+        elif target.quantization == "static" and quant_error:
+            result.rows.append(Row(target.name, target.runtime, "failed", error=quant_error))
+        else:
+            row, outputs, facts = _convert_target(target, job)
+            result.rows.append(row)
+            if outputs is not None and target.quantization == "static":
+                int8_outputs[target.name] = outputs
+                io_scales = io_scales or [p.get("scale") for p in (facts.get("io") or {}).get("outputs", [])]
+
+    if len(int8_outputs) >= 2:  # the int8 artifacts against each other (same QDQ IR)
+        from qconvert.report.int8_parity import output_scales, parity_matrix
+
+        result.int8_parity = parity_matrix(int8_outputs, output_scales(qdq_graph, io_scales))
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+@dataclass
+class _Data:
+    """What every runtime is fed: parity samples, a timing batch, and the calibration and evaluation sets."""
+
+    feeds: dict[str, np.ndarray]
+    parity_data: str  # eval | calib | random
+    timing_feeds: dict[str, np.ndarray]
+    calib_feeds: dict[str, np.ndarray] | None
+    eval_feeds: dict[str, np.ndarray] | None
+    labels: np.ndarray | None
+    eval_batch: int
+
+
+def _load_data(graph: ir.Model, calib: str | None, calib_samples: int | None, calib_image: ImageOptions,
+               eval_path: str | None, parity_samples: int, batch: int, trust_code: bool, seed: int) -> _Data:
     specs = specs_from_ir(graph)
     # Bad data fails here, before calibration or any artifact.
     calib_feeds = load_calibration(calib, specs, samples=calib_samples, trust_code=trust_code,
@@ -136,90 +208,63 @@ def convert(
         if real:
             feeds, parity_data = {k: v[:parity_samples] for k, v in real.items()}, name
             break
-    timing_feeds = random_feeds(specs, batch, seed + 1)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ConversionResult(model, source.framework, source.format, str(out), device, settings.threads,
-                              batch, next(iter(feeds.values())).shape[0], load_s, parity_data=parity_data)
-    eval_batch = batch_size_of(graph)
+    return _Data(feeds, parity_data, random_feeds(specs, batch, seed + 1), calib_feeds, eval_feeds, labels,
+                 batch_size_of(graph))
 
-    notify("measure", "source")
-    reference = measure_in_child(source.reference_runner, source.path, source.load_options, feeds,
-                                 timing_feeds, settings, eval_feeds, eval_batch)
-    source_row = Row("source", source.framework, reference.status, path=model, error=reference.error,
-                     size_mb=source.size_bytes / 1e6)
-    _fill_timing(source_row, reference, None)
-    result.rows.append(source_row)
-    if eval_feeds and reference.status == "ok":
-        result.metric = metric or infer_metric(reference.eval_outputs[0], labels)
-        source_row.metrics = evaluate(result.metric, reference.eval_outputs[0], labels, reference.eval_outputs[0])
 
-    qdq_graph, quant_error = None, None
-    if any(t.quantization == "static" and t.name not in uncalibrated for t in targets):
-        notify("calibrate", "static int8")
-        try:
-            qdq_graph, result.float_layers = _quantize(graph, calib_feeds, quant, eval_feeds, labels,
-                                                       result.metric or metric, max_drop)
-        except Exception as error:  # the static int8 rows fail; the other targets still run
-            quant_error = f"quantization failed: {type(error).__name__}: {error}".splitlines()[0]
+@dataclass
+class _Job:
+    """What every target's emit-and-measure step shares."""
 
-    stem = model_stem(model)
-    emit_options = EmitOptions(io_layout=io_layout, quant=quant, torch_engine=engine)
-    int8_outputs: dict[str, list[np.ndarray]] = {}  # static int8 artifacts' parity outputs
-    io_scales: list[float | None] = []  # an integer artifact's output scales, where the IR's output is float
-    for target in targets:
-        row = Row(target.name, target.runtime, "ok")
-        result.rows.append(row)
-        if not target.available:
-            row.status = "skipped"
-            row.error = f"{target.runtime} is not installed ({', '.join(target.missing_modules())})"
-            continue
-        if target.name in uncalibrated:
-            row.status, row.error = "skipped", "static int8 needs calibration data (--calib)"
-            continue
-        if target.quantization == "static" and quant_error:
-            row.status, row.error = "failed", quant_error
-            continue
-        notify("emit", target.name)
-        path = out / artifact_name(stem, target)
-        began = time.perf_counter()
-        try:
-            with atomic_path(path) as tmp:
-                facts = target.emit(qdq_graph if target.quantization == "static" else graph, tmp,
-                                    emit_options) or {}
-                if facts.get("io"):  # an integer artifact's I/O contract, beside it, with it
-                    _write_io_contract(path, facts["io"])
-        except Exception as error:  # one target failing must not stop the others
-            row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
-            continue
-        row.convert_s = time.perf_counter() - began
-        row.path, row.size_mb = str(path), path.stat().st_size / 1e6
-        notify("measure", target.name)
-        row.quantization = facts.get("quantization")
-        measurement = measure_in_child(target.opener, str(path), facts, feeds, timing_feeds, settings,
-                                       eval_feeds, eval_batch)
-        row.status, row.error = measurement.status, measurement.error
-        if measurement.status != "ok":
-            continue
-        _fill_timing(row, measurement, source_row.latency_ms)
-        if reference.status == "ok":
-            compare(reference.outputs, measurement.outputs, row)
-            if target.quantization == "static":
-                int8_outputs[target.name] = measurement.outputs
-                io_scales = io_scales or [p.get("scale") for p in (facts.get("io") or {}).get("outputs", [])]
-            if result.metric:
-                row.metrics = evaluate(result.metric, measurement.eval_outputs[0], labels,
-                                       reference.eval_outputs[0])
-            if row.status == "ok" and row.sqnr_db < target.parity_floor_db:
-                row.status = "parity-failed"
-                row.error = f"SQNR {row.sqnr_db:.1f} dB below the {target.parity_floor_db:.0f} dB floor"
+    out: Path
+    stem: str
+    graph: ir.Model  # the cleaned float IR
+    qdq_graph: ir.Model | None  # the static int8 IR
+    emit_options: EmitOptions
+    settings: RunSettings
+    data: _Data
+    reference: Measurement
+    source_ms: float | None
+    metric: str | None
+    notify: Progress
 
-    if len(int8_outputs) >= 2:  # the int8 artifacts against each other (same QDQ IR)
-        from qconvert.report.int8_parity import output_scales, parity_matrix
 
-        result.int8_parity = parity_matrix(int8_outputs, output_scales(qdq_graph, io_scales))
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(result.to_dict(), indent=2))
-    return result
+def _convert_target(target: Target, job: _Job) -> tuple[Row, list[np.ndarray] | None, dict]:
+    """Emit one artifact and measure it in its runtime: its row, its parity outputs (None when it failed),
+    and the emitter's facts."""
+    row = Row(target.name, target.runtime, "ok")
+    job.notify("emit", target.name)
+    path = job.out / artifact_name(job.stem, target)
+    began = time.perf_counter()
+    try:
+        with atomic_path(path) as tmp:
+            facts = target.emit(job.qdq_graph if target.quantization == "static" else job.graph, tmp,
+                                job.emit_options) or {}
+            if facts.get("io"):  # an integer artifact's I/O contract, beside it, with it
+                _write_io_contract(path, facts["io"])
+    except Exception as error:  # one target failing must not stop the others
+        row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
+        return row, None, {}
+    row.convert_s = time.perf_counter() - began
+    row.path, row.size_mb = str(path), path.stat().st_size / 1e6
+    job.notify("measure", target.name)
+    row.quantization = facts.get("quantization")
+    data = job.data
+    measurement = measure_in_child(target.opener, str(path), facts, data.feeds, data.timing_feeds, job.settings,
+                                   data.eval_feeds, data.eval_batch)
+    row.status, row.error = measurement.status, measurement.error
+    if measurement.status != "ok":
+        return row, None, facts
+    _fill_timing(row, measurement, job.source_ms)
+    if job.reference.status != "ok":
+        return row, None, facts
+    compare(job.reference.outputs, measurement.outputs, row)
+    if job.metric:
+        row.metrics = evaluate(job.metric, measurement.eval_outputs[0], data.labels, job.reference.eval_outputs[0])
+    if row.status == "ok" and row.sqnr_db < target.parity_floor_db:
+        row.status = "parity-failed"
+        row.error = f"SQNR {row.sqnr_db:.1f} dB below the {target.parity_floor_db:.0f} dB floor"
+    return row, measurement.outputs, facts
 
 
 def _write_io_contract(artifact: Path, io: dict) -> None:
