@@ -56,6 +56,10 @@ CASES = {
     "reshape_transpose_concat": graph("r = Reshape (x, sh)\n t = Transpose <perm=[0, 2, 1]> (r)\n"
                                       " y = Concat <axis=1> (t, t)", "float[N, 2, 6] x", "float[N, 6, 6] y",
                                       "int64[3] sh = {0, 3, 4}"),
+    "depth_to_space_dcr_crd": graph("d = DepthToSpace <blocksize=2, mode=\"DCR\"> (x)\n"
+                                    " y = DepthToSpace <blocksize=2, mode=\"CRD\"> (d)", "float[N, 16, 3, 4] x",
+                                    "float[N, 1, 12, 16] y"),
+    "space_to_depth": graph("y = SpaceToDepth <blocksize=2> (x)", "float[N, 3, 4, 6] x", "float[N, 12, 2, 3] y"),
     "squeeze_unsqueeze": graph("u = Unsqueeze (x, ax)\n y = Squeeze (u, ax)", "float[N, 4] x", "float[N, 4] y",
                                "int64[1] ax = {1}"),
     "layernorm": graph("y = LayerNormalization <axis=-1, epsilon=0.00001> (x, g, b)", "float[N, 5, 3] x",

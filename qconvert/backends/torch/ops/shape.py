@@ -123,32 +123,45 @@ def slice_(b, node):
     return x
 
 
-def _static_chw(b, node) -> tuple[int, int, int]:
+def _chw(b, node, x) -> list:
+    """Channels, height and width: the IR's static sizes where known, else read from the tensor at run time."""
     shape = node.inputs[0].shape
-    if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape.dims[1:]):
-        raise ValueError(f"{node.op_type} {node.name}: needs a 4-D input with known channels, height and width")
-    return shape.dims[1], shape.dims[2], shape.dims[3]
+    if shape is not None and len(shape) != 4:
+        raise ValueError(f"{node.op_type} {node.name}: needs a 4-D input, got rank {len(shape)}")
+    dims = list(shape.dims[1:]) if shape is not None else [None] * 3
+    return [d if isinstance(d, int) else b.method("size", x, axis + 1) for axis, d in enumerate(dims)]
+
+
+def _times(b, a, k: int):
+    return a * k if isinstance(a, int) else b.call(operator.mul, a, k)
+
+
+def _divided(b, a, k: int):
+    return a // k if isinstance(a, int) else b.call(operator.floordiv, a, k)
 
 
 @emits("DepthToSpace")
 def depth_to_space(b, node):
-    channels, height, width = _static_chw(b, node)
+    x = _x(b, node)
+    channels, height, width = _chw(b, node, x)
     block = int(b.attr(node, "blocksize"))
-    depth = channels // (block * block)
+    depth = _divided(b, channels, block * block)
     mode = b.attr(node, "mode", "DCR")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode == "DCR":  # channel index (i * block + j) * depth + c
         split, perm = [-1, block, block, depth, height, width], [0, 3, 4, 1, 5, 2]
     else:  # CRD: channel index c * block * block + i * block + j
         split, perm = [-1, depth, block, block, height, width], [0, 1, 4, 2, 5, 3]
-    x = b.method("permute", b.method("reshape", _x(b, node), split), perm)
-    return b.method("reshape", x, [-1, depth, height * block, width * block])
+    x = b.method("permute", b.method("reshape", x, split), perm)
+    return b.method("reshape", x, [-1, depth, _times(b, height, block), _times(b, width, block)])
 
 
 @emits("SpaceToDepth")
 def space_to_depth(b, node):
-    channels, height, width = _static_chw(b, node)
+    x = _x(b, node)
+    channels, height, width = _chw(b, node, x)
     block = int(b.attr(node, "blocksize"))
-    x = b.method("reshape", _x(b, node), [-1, channels, height // block, block, width // block, block])
+    x = b.method("reshape", x, [-1, channels, _divided(b, height, block), block, _divided(b, width, block), block])
     x = b.method("permute", x, [0, 3, 5, 1, 2, 4])
-    return b.method("reshape", x, [-1, channels * block * block, height // block, width // block])
+    return b.method("reshape", x, [-1, _times(b, channels, block * block), _divided(b, height, block),
+                                   _divided(b, width, block)])
