@@ -10,6 +10,7 @@ from onnx_ir.passes.common import TopologicalSortPass
 from qconvert.errors import PassError
 from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
+from qconvert.passes.fuse_gelu import FuseGelu
 from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
 from qconvert.passes.remove_identity import RemoveIdentity
 from qconvert.passes.strip_debug_metadata import StripDebugMetadata
@@ -26,6 +27,8 @@ CLEANUP: list[ir.passes.PassBase] = [
     # weights...) into the initializers FoldBatchNorm requires.
     FoldConstants(),
     FoldBatchNorm(),
+    # After FoldConstants (its constants must be initializers): one Gelu for the exporters' erf formula.
+    FuseGelu(),
     # After every pass that leaves things behind: replaced weights, Constant/Shape nodes
     # whose consumers were folded.
     RemoveDeadNodes(),

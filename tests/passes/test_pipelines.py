@@ -93,6 +93,7 @@ def test_cleanup_order():
         "RemoveIdentity",
         "FoldConstants",
         "FoldBatchNorm",
+        "FuseGelu",
         "RemoveDeadNodes",
         "TopologicalSortPass",
     ]
