@@ -19,7 +19,7 @@ from qconvert.converters.input_spec import parse_input_shapes
 
 TORCH_OPENER = "qconvert.backends.torch.runtime:open_session"
 WORK = Path("build/bench/torch_side_by_side")
-ROUNDS = 3
+ROUNDS = 5
 
 
 @dataclass
