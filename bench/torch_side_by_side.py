@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from qconvert.api import convert
-from qconvert.backends.measure import RunSettings, measure_in_child
+from bench.alternating import alternate
+from qconvert.backends.measure import RunSettings
 from qconvert.converters import load_source
 from qconvert.converters.input_spec import parse_input_shapes
 
@@ -44,19 +45,6 @@ def _timing_feeds(models: Path, name: str, batch: int) -> dict[str, np.ndarray]:
         return {k: data[k][:batch] for k in data.files if k != "labels"}
 
 
-def best_medians(files: dict[str, tuple[str, str, dict]], feeds: dict[str, np.ndarray], threads: int,
-                 runs: int) -> dict[str, float]:
-    settings = RunSettings(threads=threads, runs=runs)
-    medians: dict[str, list[float]] = {name: [] for name in files}
-    for _ in range(ROUNDS):
-        for name, (opener, path, options) in files.items():
-            measured = measure_in_child(opener, path, options, feeds, feeds, settings)
-            if measured.status != "ok":
-                raise RuntimeError(f"{name}: {measured.error}")
-            medians[name].append(measured.median_ms)
-    return {name: min(values) for name, values in medians.items()}
-
-
 def section(models: Path, threads: int | None, runs: int) -> str:
     from qconvert.backends.hardware import physical_cores
 
@@ -77,7 +65,8 @@ def section(models: Path, threads: int | None, runs: int) -> str:
             "torch-fp32": (TORCH_OPENER, result.row("torch-fp32").path, {}),
             case.int8_target: (TORCH_OPENER, result.row(case.int8_target).path, {"engine": "x86"}),
         }
-        medians = best_medians(files, _timing_feeds(models, case.name, case.batch), threads, runs)
+        feeds = _timing_feeds(models, case.name, case.batch)
+        medians, _ = alternate(files, feeds, feeds, RunSettings(threads=threads, runs=runs), ROUNDS)
         for name, ms in medians.items():
             lines.append(f"| {case.name} | {name} | {case.batch} | {ms:.3f} | {ms / medians['eager source']:.2f} | "
                          f"{ms / medians['torch-fp32']:.2f} |")

@@ -26,7 +26,8 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from qconvert.passes.rewrite import rewrite_matches
+from qconvert.ir.values import constant_array
+from qconvert.passes.rewrite import replace_value, rewrite_matches
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,10 @@ class FuseGelu(ir.passes.InPlacePass):
 
 
 def _scalar(value: ir.Value | None) -> float | None:
-    if value is None:
+    array = constant_array(value)
+    if array is None or array.size != 1 or not np.issubdtype(array.dtype, np.floating):
         return None
-    tensor = ir.convenience.get_const_tensor(value)
-    if tensor is None or value.is_graph_input():
-        return None
-    array = tensor.numpy()
-    return float(array.reshape(())) if array.size == 1 and np.issubdtype(array.dtype, np.floating) else None
+    return float(array.reshape(()))
 
 
 def _is(node: ir.Node | None, op_type: str) -> bool:
@@ -123,14 +121,7 @@ def check(m: Match) -> str | None:
 def rewrite(m: Match) -> None:
     last = m.nodes[-1]
     gelu = ir.node("Gelu", [m.x], name=f"{last.name}_gelu" if last.name else None)
-    result = gelu.outputs[0]
-    out = last.outputs[0]
-    result.type, result.shape = out.type, out.shape
     m.graph.insert_after(last, gelu)
-    was_output, name = out.is_graph_output(), out.name
-    ir.convenience.replace_all_uses_with(out, result, replace_graph_outputs=True)
+    replace_value(last.outputs[0], gelu.outputs[0])
     for node in reversed(m.nodes):
         m.graph.remove(node, safe=True)
-    result.name = name
-    if was_output:
-        result.type, result.shape = out.type or result.type, out.shape or result.shape

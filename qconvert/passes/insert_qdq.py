@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.ir.metadata import set_meta
+from qconvert.ir.values import add_initializer
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.params import activation_params, quantize_bias, quantize_weight, weight_scales
 from qconvert.quant.plan import Layer, find_layers, layer_name, plan_quantization
@@ -62,8 +63,8 @@ class InsertQDQ(ir.passes.InPlacePass):
             if group not in group_values:
                 scale, zero_point = params[group]
                 group_values[group] = (
-                    _initializer(graph, f"{group}_scale", np.array(scale, dtype=np.float32)),
-                    _initializer(graph, f"{group}_zero_point",
+                    add_initializer(graph, f"{group}_scale", np.array(scale, dtype=np.float32)),
+                    add_initializer(graph, f"{group}_zero_point",
                                  np.array(zero_point, dtype=self.config.activation_dtype)),
                 )
             scale_of[tensor] = params[group][0]
@@ -87,16 +88,6 @@ class InsertQDQ(ir.passes.InPlacePass):
             params[group] = activation_params(lo, hi, self.config.activation_dtype,
                                               self.config.symmetric_activations)
         return params
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    while name in graph.initializers:  # a weight shared by two layers gets its own copy per layer
-        name += "_"
-    value = ir.Value(name=name, const_value=ir.tensor(array, name=name))
-    value.type = ir.TensorType(ir.DataType.from_numpy(array.dtype))
-    value.shape = ir.Shape(array.shape)
-    graph.register_initializer(value)
-    return value
 
 
 def _dequantize(name: str, inputs: list[ir.Value], like: ir.Value, axis: int | None = None) -> ir.Node:
@@ -136,9 +127,9 @@ def _quantize_weight_and_bias(graph: ir.Graph, layer: Layer, input_scale: np.flo
     w = weight.const_value.numpy().astype(np.float32)
     axis = layer.weight_axis if config.per_channel and w.ndim > 1 else None
     scales = weight_scales(w, axis)
-    q = _initializer(graph, f"{weight.name}_quantized", quantize_weight(w, scales, axis))
-    s = _initializer(graph, f"{weight.name}_scale", scales if axis is not None else scales.reshape(()))
-    zp = _initializer(graph, f"{weight.name}_zero_point", np.zeros(s.shape.dims, dtype=np.int8))
+    q = add_initializer(graph, f"{weight.name}_quantized", quantize_weight(w, scales, axis))
+    s = add_initializer(graph, f"{weight.name}_scale", scales if axis is not None else scales.reshape(()))
+    zp = add_initializer(graph, f"{weight.name}_zero_point", np.zeros(s.shape.dims, dtype=np.int8))
     dq = _dequantize(weight.name, [q, s, zp], weight, axis)
     graph.insert_before(node, dq)
     node.replace_input_with(1, dq.outputs[0])
@@ -151,9 +142,9 @@ def _quantize_weight_and_bias(graph: ir.Graph, layer: Layer, input_scale: np.flo
     if axis is not None and b.shape[0] != scales.shape[0]:
         return
     bq, bias_scale = quantize_bias(b, input_scale, scales)
-    q = _initializer(graph, f"{bias.name}_quantized", bq)
-    s = _initializer(graph, f"{bias.name}_scale", bias_scale if axis is not None else bias_scale.reshape(()))
-    zp = _initializer(graph, f"{bias.name}_zero_point", np.zeros(s.shape.dims, dtype=np.int32))
+    q = add_initializer(graph, f"{bias.name}_quantized", bq)
+    s = add_initializer(graph, f"{bias.name}_scale", bias_scale if axis is not None else bias_scale.reshape(()))
+    zp = add_initializer(graph, f"{bias.name}_zero_point", np.zeros(s.shape.dims, dtype=np.int32))
     dq = _dequantize(bias.name, [q, s, zp], bias, 0 if axis is not None else None)
     graph.insert_before(node, dq)
     node.replace_input_with(2, dq.outputs[0])

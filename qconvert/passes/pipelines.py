@@ -8,6 +8,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import TopologicalSortPass
 
 from qconvert.errors import PassError
+from qconvert.ir.values import copy_model
 from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.fuse_gelu import FuseGelu
@@ -79,8 +80,7 @@ def cleanup(model: ir.Model) -> ir.Model:
 
 def prepare_for_int8(model: ir.Model) -> ir.Model:
     """Run the INT8_PREPARATION pipeline on a copy: the cleaned float IR stays as it is for float targets."""
-    copy = ir.serde.deserialize_model(ir.serde.serialize_model(model))
-    return run_pipeline(copy, INT8_PREPARATION, "int8 preparation")
+    return run_pipeline(copy_model(model), INT8_PREPARATION, "int8 preparation")
 
 
 def _io_names(model: ir.Model) -> tuple[list[str], list[str]]:

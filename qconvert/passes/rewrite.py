@@ -29,3 +29,14 @@ def rewrite_matches(model: ir.Model, match: Callable[[ir.Node], Match | None],
             rewrite(found)
             modified = True
     return ir.passes.PassResult(model, modified=modified)
+
+
+def replace_value(old: ir.Value, new: ir.Value) -> None:
+    """`new` takes `old`'s place: its consumers, its graph-output slot, its name (so calibration ranges,
+    reports and graph outputs keep it), and its type and shape where known. `old`'s producer can then be
+    removed."""
+    name = old.name
+    new.type, new.shape = old.type or new.type, old.shape or new.shape
+    ir.convenience.replace_all_uses_with(old, new, replace_graph_outputs=True)
+    old.name = f"{name}_replaced"
+    new.name = name

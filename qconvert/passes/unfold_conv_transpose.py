@@ -23,7 +23,8 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from qconvert.passes.rewrite import rewrite_matches
+from qconvert.ir.values import add_initializer, constant_array
+from qconvert.passes.rewrite import replace_value, rewrite_matches
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,12 @@ def match(node: ir.Node) -> ir.Node | None:
 def why_not(node: ir.Node) -> str | None:
     """Why `node` cannot be unfolded, or None when it can."""
     weight = node.inputs[1] if len(node.inputs) > 1 else None
-    w = _constant(weight)
+    w = constant_array(weight)
     if w is None or w.ndim != 4:
         return "the weight is not a constant 4-D tensor"
     bias = node.inputs[2] if len(node.inputs) > 2 else None
-    if bias is not None and (_constant(bias) is None or _constant(bias).shape != (w.shape[1],)):
+    b = constant_array(bias)
+    if bias is not None and (b is None or b.shape != (w.shape[1],)):
         return "the bias is not a constant per output channel"
     attrs = node.attributes
     kernel = list(w.shape[2:])
@@ -69,13 +71,13 @@ def why_not(node: ir.Node) -> str | None:
 def rewrite(node: ir.Node) -> None:
     graph = node.graph
     weight = node.inputs[1]
-    w = _constant(weight)
+    w = constant_array(weight)
     c_in, c_out, k, _ = w.shape
     unfolded = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(k * k * c_out, c_in, 1, 1))
-    inputs = [node.inputs[0], _initializer(graph, f"{weight.name}_unfolded", unfolded)]
+    inputs = [node.inputs[0], add_initializer(graph, f"{weight.name}_unfolded", unfolded)]
     bias = node.inputs[2] if len(node.inputs) > 2 else None
     if bias is not None:
-        inputs.append(_initializer(graph, f"{bias.name}_unfolded", np.tile(_constant(bias), k * k)))
+        inputs.append(add_initializer(graph, f"{bias.name}_unfolded", np.tile(constant_array(bias), k * k)))
     conv = ir.Node("", "Conv", inputs, attributes=[ir.AttrInt64s("kernel_shape", [1, 1])], name=node.name)
     depth = ir.Node("", "DepthToSpace", conv.outputs,
                     attributes=[ir.AttrInt64("blocksize", k), ir.AttrString("mode", "DCR")],
@@ -86,31 +88,5 @@ def rewrite(node: ir.Node) -> None:
     conv.outputs[0].type = out.type
     conv.outputs[0].shape = ir.Shape([n, k * k * c_out, h, width])
     graph.insert_after(node, [conv, depth])
-    result = depth.outputs[0]
-    result.type, result.shape = out.type, out.shape
-    was_output = out.is_graph_output()
-    name = out.name
-    ir.convenience.replace_all_uses_with(out, result, replace_graph_outputs=True)
+    replace_value(out, depth.outputs[0])
     graph.remove(node, safe=True)
-    result.name = name  # consumers, calibration ranges and reports keep the tensor's name
-    if was_output:
-        result.type, result.shape = out.type or result.type, out.shape or result.shape
-
-
-def _constant(value: ir.Value | None) -> np.ndarray | None:
-    if value is None or value.is_graph_input():
-        return None
-    tensor = ir.convenience.get_const_tensor(value)
-    return None if tensor is None else tensor.numpy()
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    taken = set(graph.initializers)
-    unique, i = name, 0
-    while unique in taken:
-        i += 1
-        unique = f"{name}_{i}"
-    value = ir.Value(name=unique, const_value=ir.tensor(array, name=unique),
-                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)), shape=ir.Shape(array.shape))
-    graph.register_initializer(value)
-    return value

@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir.values import copy_model
 from qconvert.passes.insert_qdq import InsertQDQ
 from qconvert.passes.pipelines import run_pipeline
 from qconvert.passes.strip_debug_metadata import StripDebugMetadata
 from qconvert.quant.calibrate import Ranges, calibrate
 from qconvert.quant.config import QuantConfig
-
-
-def copy_model(model: ir.Model) -> ir.Model:
-    return ir.serde.deserialize_model(ir.serde.serialize_model(model))
 
 
 def quantize_with_ranges(model: ir.Model, ranges: Ranges, config: QuantConfig,

@@ -18,12 +18,14 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir.values import add_initializer, constant_array, copy_model
+
 LAYERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 
 
 def lower_for_onnxruntime(model: ir.Model) -> ir.Model:
     """A copy of the QDQ IR in onnxruntime's preferred form; `model` is left as it is."""
-    model = ir.serde.deserialize_model(ir.serde.serialize_model(model))
+    model = copy_model(model)
     graph = model.graph
     _activations_to_uint8(graph)
     for q in [n for n in graph if n.op_type == "QuantizeLinear"]:
@@ -34,22 +36,6 @@ def lower_for_onnxruntime(model: ir.Model) -> ir.Model:
     return model
 
 
-def _constant(value: ir.Value | None) -> np.ndarray | None:
-    if value is None:
-        return None
-    tensor = ir.convenience.get_const_tensor(value)
-    return None if tensor is None else tensor.numpy()
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    while name in graph.initializers:
-        name += "_"
-    value = ir.Value(name=name, const_value=ir.tensor(array, name=name),
-                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)), shape=ir.Shape(array.shape))
-    graph.register_initializer(value)
-    return value
-
-
 # -- 1. uint8 activations --------------------------------------------------------------------------
 def _activations_to_uint8(graph: ir.Graph) -> None:
     """Every QuantizeLinear, and every DequantizeLinear of a run-time tensor, with an int8 zero point
@@ -58,15 +44,15 @@ def _activations_to_uint8(graph: ir.Graph) -> None:
     for node in list(graph):
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.inputs) < 3:
             continue
-        if node.op_type == "DequantizeLinear" and _constant(node.inputs[0]) is not None:
+        if node.op_type == "DequantizeLinear" and constant_array(node.inputs[0]) is not None:
             continue
         zero = node.inputs[2]
-        array = _constant(zero)
+        array = constant_array(zero)
         if array is None or array.dtype != np.int8:
             continue
         if zero.name not in converted:
             shifted = (array.astype(np.int16) + 128).astype(np.uint8)
-            converted[zero.name] = _initializer(graph, f"{zero.name}_uint8", shifted)
+            converted[zero.name] = add_initializer(graph, f"{zero.name}_uint8", shifted)
         node.replace_input_with(2, converted[zero.name])
         if node.op_type == "QuantizeLinear":
             node.outputs[0].type = ir.TensorType(ir.DataType.UINT8)
@@ -90,7 +76,7 @@ def _activation_bounds(node: ir.Node) -> tuple[float, float] | None:
         if value is None:
             bounds.append(default)
             continue
-        array = _constant(value)
+        array = constant_array(value)
         if array is None:
             return None
         bounds.append(float(array))
@@ -109,7 +95,7 @@ def _integer_clamp(graph: ir.Graph, q: ir.Node) -> None:
     bounds = _activation_bounds(activation)
     if layer is None or layer.op_type not in LAYERS or bounds is None:
         return
-    scale, zero = _constant(q.inputs[1]), _constant(q.inputs[2])
+    scale, zero = constant_array(q.inputs[1]), constant_array(q.inputs[2])
     if scale is None or zero is None or scale.size != 1 or zero.dtype != np.uint8:
         return
     integer = [int(zero) + float(np.rint(np.float32(b) / np.float32(scale))) if np.isfinite(b) else b for b in bounds]
@@ -123,7 +109,7 @@ def _integer_clamp(graph: ir.Graph, q: ir.Node) -> None:
     for op, bound in (("Max", low), ("Min", high)):
         if bound is None:
             continue
-        limit = _initializer(graph, f"{q.name}_{op.lower()}", np.array(bound, dtype=np.uint8))
+        limit = add_initializer(graph, f"{q.name}_{op.lower()}", np.array(bound, dtype=np.uint8))
         step = ir.node(op, [x, limit], name=f"{q.name}_{activation.op_type.lower()}_{op.lower()}")
         step.outputs[0].name = f"{q.outputs[0].name}_{op.lower()}"
         step.outputs[0].type, step.outputs[0].shape = x.type, x.shape
@@ -158,7 +144,7 @@ def _depth_to_space(graph: ir.Graph, node: ir.Node) -> None:
     name = node.name or node.outputs[0].name
 
     def shape_of(label: str, dims: list[int]) -> ir.Value:
-        return _initializer(graph, f"{name}_{label}", np.array(dims, dtype=np.int64))
+        return add_initializer(graph, f"{name}_{label}", np.array(dims, dtype=np.int64))
 
     steps = [
         ("Transpose", [], {"perm": [0, 2, 3, 1]}),

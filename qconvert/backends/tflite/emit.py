@@ -7,7 +7,6 @@ from pathlib import Path
 import onnx_ir as ir
 
 from qconvert.backends.targets import EmitOptions
-from qconvert.backends.tflite.rewrite import prepare_ir
 
 QUANTIZATION_MODES = ("fp32", "fp16", "dynamic")
 
@@ -19,7 +18,7 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
     tf = import_tensorflow()
     from qconvert.backends.tflite.program import build_program
 
-    program = build_program(prepare_ir(model), options.io_layout, target)
+    program = build_program(model, options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, mode)
     return converter.convert(), program.facts()

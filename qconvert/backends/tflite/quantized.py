@@ -20,13 +20,11 @@ LiteRT session uses to quantize feeds and dequantize outputs, and beside the art
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx_ir as ir
 
 from qconvert.backends.targets import EmitOptions
-from qconvert.backends.tflite.rewrite import prepare_ir
 
 IO_DTYPES = {"int8": np.int8, "uint8": np.uint8}
 FLOAT_TYPES = ("FLOAT32", "FLOAT16")
@@ -102,7 +100,7 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     if not any(node.op_type == "QuantizeLinear" for node in model.graph):
         raise ValueError(f"{target} lowers the IR's QDQ; this IR has no QuantizeLinear (calibrate first)")
     kept_float = float_layers(model)
-    program = build_program(prepare_ir(model), options.io_layout, target)
+    program = build_program(model, options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, io_dtype, allow_float=bool(kept_float))
     if not per_channel_weights(model):

@@ -5,13 +5,17 @@ import pytest
 from tests.backends.tflite.helpers import check, check_both_layouts, model, weights
 
 
-def conv(attributes: str, w_shape, x_shape="N, 4, 9, 9", y="N, C, H, W", bias=True):
-    o = w_shape[0]
-    inputs = f"float[{x_shape}] x, float[{','.join(map(str, w_shape))}] w" + (f", float[{o}] b" if bias else "")
+def layer(op: str, attributes: str, w_shape, out_channels: int, x_shape: str, y: str, bias: bool):
+    """A one-node graph of a weighted layer, and its constants."""
+    inputs = f"float[{x_shape}] x, float[{','.join(map(str, w_shape))}] w"
+    inputs += f", float[{out_channels}] b" if bias else ""
     args = "x, w, b" if bias else "x, w"
-    body = f"g ({inputs}) => (float[{y}] y) {{ y = Conv <{attributes}> ({args}) }}"
-    constants = {"w": weights(*w_shape)} | ({"b": weights(o, seed=2)} if bias else {})
-    return body, constants
+    body = f"g ({inputs}) => (float[{y}] y) {{ y = {op} <{attributes}> ({args}) }}"
+    return body, {"w": weights(*w_shape)} | ({"b": weights(out_channels, seed=2)} if bias else {})
+
+
+def conv(attributes: str, w_shape, x_shape="N, 4, 9, 9", y="N, C, H, W", bias=True):
+    return layer("Conv", attributes, w_shape, w_shape[0], x_shape, y, bias)
 
 
 CONVS = {
@@ -41,11 +45,7 @@ def test_conv1d(tmp_path):
 
 
 def conv_transpose(attributes: str, w_shape, bias=True):
-    o = w_shape[1]
-    inputs = f"float[N, 4, 5, 5] x, float[{','.join(map(str, w_shape))}] w" + (f", float[{o}] b" if bias else "")
-    args = "x, w, b" if bias else "x, w"
-    body = f"g ({inputs}) => (float[N, C, H, W] y) {{ y = ConvTranspose <{attributes}> ({args}) }}"
-    return body, {"w": weights(*w_shape)} | ({"b": weights(o, seed=2)} if bias else {})
+    return layer("ConvTranspose", attributes, w_shape, w_shape[1], "N, 4, 5, 5", "N, C, H, W", bias)
 
 
 TRANSPOSED = {
