@@ -66,7 +66,7 @@ quant_options = [
     click.option("--calib-samples", type=click.IntRange(min=1), default=256, show_default=True,
                  help="Calibration samples used (the first N)."),
     click.option("--calibrate", "method", default=None, metavar="METHOD",
-                 help="minmax | moving-average | percentile[:99.99] | entropy | mse [minmax]."),
+                 help="minmax | moving-average | percentile[:99.99] | entropy | mse [percentile:99.99]."),
     click.option("--weight-granularity", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
                  show_default=True, help="int8 weight scales: one per output channel or one per tensor."),
     click.option("--activations", type=click.Choice(["affine", "symmetric"]), default="affine", show_default=True),

@@ -120,3 +120,38 @@ def test_relu6_sharing_a_concat_scale_runs_as_integers(tmp_path):
                          providers=["CPUExecutionProvider"])
     fused = Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
     assert fused["QLinearConv"] == 3 and not {"Conv", "FusedConv", "Clip"} & set(fused)
+
+
+def rgb_conv(outputs: int, channels: int = 3) -> ir.Model:
+    inits = [const("W", outputs, channels, 3, 3), const("B", outputs)]
+    return parse(f"""
+        <ir_version: 8, opset_import: ["" : 20]>
+        g (float[N, {channels}, 8, 8] x) => (float[N, {outputs}, 8, 8] y) <{', '.join(inits)}> {{
+            c = Conv<pads = [1, 1, 1, 1]>(x, W, B)
+            y = Relu(c)
+        }}
+    """)
+
+
+def test_rgb_input_gets_a_zero_point_channel_and_keeps_the_integers():
+    """3 input channels: onnxruntime's fast symmetric conv needs a multiple of 4, so the lowering pads a
+    channel of the zero point with zero weights; the outputs stay bit-identical."""
+    feeds = {"x": RNG.standard_normal((16, 3, 8, 8)).astype(np.float32)}
+    qdq = quantize_static(prepare_for_int8(cleanup(rgb_conv(16))), feeds, QuantConfig())
+    lowered = lower_for_onnxruntime(qdq)
+    pads = [n for n in lowered.graph if n.op_type == "Pad"]
+    assert len(pads) == 1 and pads[0].inputs[2].const_value.numpy().dtype == np.uint8
+    conv = next(n for n in lowered.graph if n.op_type == "Conv")
+    weights = conv.inputs[1].producer().inputs[0].const_value.numpy()
+    assert weights.shape == (16, 4, 3, 3) and not weights[:, 3].any()
+    assert conv.inputs[0].producer().inputs[0] is pads[0].outputs[0]
+    np.testing.assert_array_equal(session(lowered, False).run(None, feeds)[0], session(qdq, False).run(None, feeds)[0])
+    np.testing.assert_array_equal(session(lowered, True).run(None, feeds)[0], session(qdq, True).run(None, feeds)[0])
+
+
+@pytest.mark.parametrize("outputs, channels", [(8, 3), (16, 4), (20, 3)])
+def test_no_channel_padding_where_the_kernel_would_not_take_it(outputs, channels):
+    """Fewer than 16 or not a multiple of 8 output channels, or channels already a multiple of 4."""
+    feeds = {"x": RNG.standard_normal((16, channels, 8, 8)).astype(np.float32)}
+    qdq = quantize_static(prepare_for_int8(cleanup(rgb_conv(outputs, channels))), feeds, QuantConfig())
+    assert "Pad" not in {n.op_type for n in lower_for_onnxruntime(qdq).graph}

@@ -11,6 +11,10 @@ Each rewrite keeps the quantized function exactly (the same integers reach every
    bounds' integers.
 3. DepthToSpace, which has no integer kernel in onnxruntime, as Transposes and Reshapes, each with the
    same QDQ: onnxruntime moves those int8 tensors without dequantizing them.
+4. A Conv whose input channels are not a multiple of 4 (an RGB image's first layer) gets one more input
+   channel, holding the zero point (real 0), with zero weights: onnxruntime's x86 indirect symmetric
+   int8 conv kernel needs the multiple, and without it the layer falls back to im2col + GEMM, 3× slower
+   (VGG's first conv: 0.98 → 0.31 ms at batch 32).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ def lower_for_onnxruntime(model: ir.Model) -> ir.Model:
         _integer_clamp(graph, q)
     for node in [n for n in graph if n.op_type == "DepthToSpace"]:
         _depth_to_space(graph, node)
+    for node in [n for n in graph if n.op_type == "Conv"]:
+        _pad_input_channels(graph, node)
     graph.sort()
     return model
 
@@ -172,3 +178,59 @@ def _depth_to_space(graph: ir.Graph, node: ir.Node) -> None:
     x.shape = node.outputs[0].shape
     node.outputs[0].replace_all_uses_with(x)
     graph.remove(node, safe=True)
+
+
+# -- 4. Input channels padded to a multiple of 4 -----------------------------------------------------
+# What onnxruntime's x86 symmetric conv kernel (MlasConvSymPackWSize) accepts: input channels a multiple
+# of 4, output channels a multiple of 8 and at least 16, int8 weights with zero points 0, one group.
+CHANNEL_ALIGNMENT = 4
+MIN_OUTPUT_CHANNELS = 16
+OUTPUT_CHANNEL_ALIGNMENT = 8
+
+
+def _pad_input_channels(graph: ir.Graph, conv: ir.Node) -> None:
+    """DQ(x) → Conv with C % 4 != 0 input channels becomes Pad(x, one channel of the zero point) → DQ →
+    Conv with a zero weight column: every sum gets (z − z)·w + 0·x = 0 more, so the integers are the same."""
+    x_dq, w_dq = (value.producer() if value is not None else None for value in conv.inputs[:2])
+    if conv.attributes.get_int("group", 1) != 1 or x_dq is None or w_dq is None:
+        return
+    if x_dq.op_type != "DequantizeLinear" or w_dq.op_type != "DequantizeLinear" or len(x_dq.inputs) < 3:
+        return
+    weights = constant_array(w_dq.inputs[0])
+    weight_zero = constant_array(w_dq.inputs[2]) if len(w_dq.inputs) > 2 else None
+    x_zero = constant_array(x_dq.inputs[2])
+    if weights is None or weights.dtype != np.int8 or (weight_zero is not None and weight_zero.any()):
+        return
+    if x_zero is None or x_zero.size != 1 or constant_array(x_dq.inputs[0]) is not None:
+        return
+    outputs, channels = weights.shape[:2]
+    if channels % CHANNEL_ALIGNMENT == 0 or outputs < MIN_OUTPUT_CHANNELS or outputs % OUTPUT_CHANNEL_ALIGNMENT:
+        return
+    extra = -channels % CHANNEL_ALIGNMENT
+    name = conv.name or conv.outputs[0].name
+    pads = np.zeros(2 * weights.ndim, dtype=np.int64)
+    pads[weights.ndim + 1] = extra  # the end of the channel axis
+    x = x_dq.inputs[0]
+    pad = ir.node("Pad", [x, add_initializer(graph, f"{name}_channel_pads", pads), x_dq.inputs[2]],
+                  name=f"{name}_channel_pad")
+    pad.outputs[0].name = f"{x.name}_channel_padded"
+    pad.outputs[0].type = x.type
+    if x.shape is not None and len(x.shape) > 1 and isinstance(x.shape[1], int):
+        pad.outputs[0].shape = ir.Shape([*x.shape.dims[:1], x.shape[1] + extra, *x.shape.dims[2:]])
+    x_padded = ir.node("DequantizeLinear", [pad.outputs[0], *x_dq.inputs[1:]], name=f"{name}_input_dq")
+    padded_weights = np.concatenate([weights, np.zeros((outputs, extra, *weights.shape[2:]), np.int8)], axis=1)
+    w_padded = ir.node("DequantizeLinear",
+                       [add_initializer(graph, f"{w_dq.inputs[0].name}_channel_padded", padded_weights),
+                        *w_dq.inputs[1:]],
+                       {"axis": w_dq.attributes.get_int("axis", 1)}, name=f"{name}_weight_dq")
+    for node in (x_padded, w_padded):
+        node.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+    graph.insert_before(conv, [pad, x_padded, w_padded])
+    conv.replace_input_with(0, x_padded.outputs[0])
+    conv.replace_input_with(1, w_padded.outputs[0])
+    old_weights = w_dq.inputs[0]
+    for old in (x_dq, w_dq):
+        if not list(old.outputs[0].uses()) and not old.outputs[0].is_graph_output():
+            graph.remove(old, safe=True)
+    if old_weights.name in graph.initializers and not list(old_weights.uses()):
+        graph.initializers.pop(old_weights.name)
