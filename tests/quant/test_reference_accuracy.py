@@ -86,11 +86,12 @@ def test_sensitivity_lists_every_layer_and_mixed_precision_meets_the_bound(tiny_
     saved = json.loads((tmp_path / "sensitivity.json").read_text())
     assert saved["metric"] == "top1" and len(saved["layers"]) == 16
 
-    # Moving-average ranges clip the VGG's activations: a configuration with a real drop to win back.
+    # Ranges at the 95th percentile clip 5% of every activation: a configuration with a real drop to win
+    # back, whatever the training gave (moving-average's drop came and went with the machine that trained).
     graph, calib, _ = float_ir_and_data(tiny_models, "vgg", **vgg_kwargs(tiny_models))
     eval_feeds, labels = load_eval(small_eval, specs_from_ir(graph))
     scorer = Scorer(graph, eval_feeds, labels, "top1", threads=2)
-    config = QuantConfig(method="moving-average")
+    config = QuantConfig(method="percentile", percentile=95.0)
     ranges = calibrate(graph, calib, config)
     max_drop = 0.5  # points of top-1: below one sample of 128 (0.78)
     assert scorer.score(quantize_with_ranges(graph, ranges, config))[1] > max_drop
