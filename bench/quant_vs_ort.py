@@ -138,22 +138,23 @@ def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
                     f"{sqnr_db(reference, m.eval_outputs[0]):.1f} | {m.median_ms:.2f} | {paired[name]:.2f} | "
                     f"{paired[name] / paired['onnx-fp32']:.2f} | {size:.3f} |")
     if case.more_eval:
-        for name, value in _metric_on_more(artifacts, case.more_eval, result.metric).items():
+        for name, value in _metric_on_more(artifacts, case.more_eval, result.metric, threads).items():
             facts[name]["more"] = value
     table = ("| model | eval metric | SQNR dB vs fp32 | child median ms | paired median ms | paired × fp32 | size MB |"
              "\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     return table, facts
 
 
-def _metric_on_more(artifacts: list[tuple[str, str]], eval_path: str, metric: str) -> dict[str, float]:
-    """Each artifact's metric on a second evaluation set, run in this process (the first is the float
-    reference the metric's threshold is chosen on)."""
+def _metric_on_more(artifacts: list[tuple[str, str]], eval_path: str, metric: str, threads: int) -> dict[str, float]:
+    """Each artifact's metric on a second evaluation set, run in this process; the first artifact
+    (onnx-fp32) is the reference for a cosine metric."""
+    from qconvert.ir.inputs import specs_from_ir
+    from qconvert.quant.data import load_eval
     from qconvert.quant.evaluate import run_first_output
 
-    with np.load(eval_path) as data:
-        feeds = {k: data[k] for k in data.files if k != "labels"}
-        labels = data["labels"]
-    outputs = {name: run_first_output(ir.load(path), feeds, threads=2) for name, path in artifacts}
+    models = {name: ir.load(path) for name, path in artifacts}
+    feeds, labels = load_eval(eval_path, specs_from_ir(models[artifacts[0][0]]))
+    outputs = {name: run_first_output(model, feeds, threads=threads) for name, model in models.items()}
     reference = outputs[artifacts[0][0]]
     return {name: next(iter(evaluate(metric, output, labels, reference).values()))
             for name, output in outputs.items()}
@@ -251,7 +252,7 @@ def main() -> None:
     sections.append("## Calibration methods (weights per-channel, activations affine int8; in-process onnxruntime)\n\n"
                     "drop = float metric − int8 metric on the evaluation set (top-1 in points; Dice and, for the "
                     "BERT in static int8, cosine to float in 0..1). "
-                    f"Default: `{QuantConfig().describe().split(',')[0]}`.\n\n"
+                    f"Default: `{QuantConfig().method_label}`.\n\n"
                     + method_table(method_cases, options.threads) + "\n")
     print("methods: done", flush=True)
 

@@ -44,7 +44,7 @@ def section(models: Path, threads: int | None, runs: int) -> str:
     minmax = convert(str(h5), ["tflite-uint8"], out_dir=WORK / "minmax", threads=threads, runs=runs,
                      calib=str(calib_path), calib_samples=CALIB_SAMPLES, quant=make_config("minmax"))
     ours_minmax = Path(minmax.row("tflite-uint8").path)
-    default = QuantConfig().describe().split(",")[0]
+    default = QuantConfig().method_label
     with np.load(calib_path) as data:
         calib = data[data.files[0]][:CALIB_SAMPLES].astype(np.float32)
     theirs = write_converter_ptq(h5, calib, WORK / "unet.converter-ptq-uint8.tflite")

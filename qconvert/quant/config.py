@@ -26,9 +26,13 @@ class QuantConfig:
     symmetric_activations: bool = False  # activations: zero point fixed at the middle (else affine)
     activation_dtype: str = "int8"  # int8 | uint8; weights are always int8, symmetric, narrow range
 
+    @property
+    def method_label(self) -> str:
+        """The method as --calibrate spells it: `percentile:99.99`, `minmax`."""
+        return f"percentile:{self.percentile:g}" if self.method == "percentile" else self.method
+
     def describe(self) -> str:
-        method = f"percentile:{self.percentile:g}" if self.method == "percentile" else self.method
-        return (f"{method}, weights {'per-channel' if self.per_channel else 'per-tensor'}, activations "
+        return (f"{self.method_label}, weights {'per-channel' if self.per_channel else 'per-tensor'}, activations "
                 f"{'symmetric' if self.symmetric_activations else 'affine'} {self.activation_dtype}")
 
 
