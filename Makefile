@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODELS := build/models
 DEMO := build/demo
 
-.PHONY: venv models demo test bench clean
+.PHONY: venv models demo test bench zoo conformance clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: $(STAMP)
 bench: models
 	$(PY) -m bench.quant_vs_ort --models $(MODELS) --out bench/QUANT.md
 	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
+
+# Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md.
+zoo: $(STAMP)
+	$(PY) -m bench.zoo --out bench/ZOO.md
+
+# ONNX's backend node tests through the TFLite and torch emitters: bench/CONFORMANCE.md.
+conformance: $(STAMP)
+	$(PY) -m bench.conformance --out bench/CONFORMANCE.md
 
 clean:
 	rm -rf build qconvert-out

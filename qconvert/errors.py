@@ -30,11 +30,12 @@ class PassError(QConvertError):
 
 
 class UnsupportedOpError(QConvertError):
-    """An emitter has no entry for an op."""
+    """An emitter has no entry for an op, or cannot do this node's attributes, dtypes or shapes."""
 
-    def __init__(self, op: str, node: str, target: str):
-        self.op, self.node, self.target = op, node, target
+    def __init__(self, op: str, node: str, target: str, reason: str | None = None):
+        self.op, self.node, self.target, self.reason = op, node, target, reason
+        what = f"op {op} ({reason})" if reason else f"op {op}"
         super().__init__(
-            f"op {op} (node {node!r}) is not supported by target {target}; "
+            f"{what} (node {node!r}) is not supported by target {target}; "
             f"run `qconvert ops` for the coverage table or choose another target"
         )

@@ -99,7 +99,7 @@ class EmitContext:
         return value.decode() if isinstance(value, bytes) else value
 
     def unsupported(self, reason: str) -> UnsupportedOpError:
-        return UnsupportedOpError(f"{self.op_type} ({reason})", self.node.name or "", self.target)
+        return UnsupportedOpError(self.op_type, self.node.name or "", self.target, reason)
 
     # --- inputs ---------------------------------------------------------------------------------
     def has_input(self, index: int) -> bool:
