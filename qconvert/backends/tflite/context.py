@@ -21,8 +21,25 @@ NARROWED = {np.dtype(np.int64): np.int32, np.dtype(np.float64): np.float32, np.d
 
 
 def narrow(array: np.ndarray) -> np.ndarray:
+    """The array as TFLite carries it; 64-bit integers saturate (INT64_MAX "to the end" stays the largest)."""
     array = np.asarray(array)
-    return array.astype(NARROWED[array.dtype]) if array.dtype in NARROWED else array
+    if array.dtype not in NARROWED:
+        return array
+    wanted = np.dtype(NARROWED[array.dtype])
+    if wanted.kind == "i":
+        info = np.iinfo(wanted)
+        array = np.clip(array, info.min, info.max)
+    return array.astype(wanted)
+
+
+def carried(dtype: ir.DataType | None) -> str | None:
+    """The name of the dtype a value of IR dtype ``dtype`` is carried in (None: not representable)."""
+    if dtype is None:
+        return None
+    try:
+        return tf_dtype(dtype).name
+    except (TypeError, ValueError):
+        return None
 
 
 def tf_dtype(dtype: ir.DataType) -> tf.DType:
@@ -119,14 +136,35 @@ class EmitContext:
         return self.held(index).perm
 
     def const(self, index: int, what: str = "") -> np.ndarray:
-        """An input that must be known when emitting (a shape, axes, weights)."""
+        """An input that must be known when emitting (an attribute-like input such as a fake-quant range)."""
+        value = self.static(index)
+        if value is None:
+            raise self.unsupported(f"input {index}{' ' + what if what else ''} must be a constant here")
+        return value
+
+    def static(self, index: int) -> np.ndarray | None:
+        """The input's value when it is known at emit time (a constant, or a tensor TF can fold), else None."""
         held = self.held(index)
         if held.is_const:
             return held.tensor
         static = tf.get_static_value(held.tensor)
-        if static is None:
-            raise self.unsupported(f"input {index}{' ' + what if what else ''} is computed at run time")
-        return np.transpose(static, layout.inverse(held.perm))
+        return None if static is None else np.transpose(static, layout.inverse(held.perm))
+
+    def vector(self, index: int) -> np.ndarray | tf.Tensor:
+        """A 1-D integer input (shape, axes, pads, repeats, sizes) as NumPy when known, else an int32 tensor."""
+        value = self.static(index)
+        if value is not None:
+            return narrow(np.asarray(value).astype(np.int64)).reshape(-1)
+        return tf.reshape(tf.cast(self.plain(index), tf.int32), [-1])
+
+    def ir_dims(self, index: int = 0) -> list:
+        """The input's IR dims: ints where static, int32 scalar tensors where known only at run time."""
+        held = self.held(index)
+        static = self.ir_shape(index)
+        if all(d is not None for d in static):
+            return static
+        dynamic = tf.shape(held.tensor)
+        return [d if d is not None else dynamic[held.perm.index(axis)] for axis, d in enumerate(static)]
 
     def const_or_none(self, index: int, what: str = "") -> np.ndarray | None:
         return self.const(index, what) if self.has_input(index) else None
@@ -147,6 +185,10 @@ class EmitContext:
         held = self.held(index)
         shape = list(held.tensor.shape) if held.is_const else held.tensor.shape.as_list()
         return [shape[held.perm.index(axis)] for axis in range(held.rank)]
+
+    def ir_dtype(self, index: int = 0) -> str | None:
+        """The carried dtype name of the IR value (None when the IR does not say)."""
+        return carried(self.node.inputs[index].dtype)
 
     def dtype(self, index: int = 0) -> tf.DType:
         held = self.held(index)

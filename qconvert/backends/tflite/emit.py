@@ -17,11 +17,13 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
 
     tf = import_tensorflow()
     from qconvert.backends.tflite.program import build_program
+    from qconvert.backends.tflite.signature import restore_io
 
     program = build_program(model, options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, mode)
-    return converter.convert(), program.facts()
+    flatbuffer = restore_io(converter.convert(), program.inputs, program.outputs)
+    return flatbuffer, program.facts()
 
 
 def configure(converter, mode: str) -> None:

@@ -15,9 +15,9 @@ import onnx_ir as ir
 import tensorflow as tf
 
 from qconvert.backends.tflite import layout
-from qconvert.backends.tflite.context import EmitContext, Held, ValueTable, tf_dtype
+from qconvert.backends.tflite.context import EmitContext, Held, ValueTable, carried, tf_dtype
 from qconvert.backends.tflite.fold import try_fold
-from qconvert.backends.tflite.registry import EMITTERS, supported_ops
+from qconvert.backends.tflite.registry import CASTABLE, DTYPES, EMITTERS, supported_ops
 from qconvert.errors import UnsupportedOpError
 from qconvert.ir.metadata import input_layouts
 
@@ -71,6 +71,17 @@ def _signature_name(name: str, index: int, kind: str, taken: set[str]) -> str:
     return clean
 
 
+def _check_io_dtypes(model: ir.Model, target: str) -> None:
+    """A graph input or output of a dtype no TFLite tensor carries (bfloat16, float8, int4...) is refused."""
+    for value in [*model.graph.inputs, *model.graph.outputs]:
+        if value.is_initializer() or value.dtype is None or carried(value.dtype) in CASTABLE:
+            continue
+        uses = [node for node, _ in value.uses()]
+        node = uses[0] if uses else value.producer()
+        raise UnsupportedOpError(node.op_type if node else "Identity", (node.name or "") if node else "", target,
+                                 f"{value.dtype.name.lower()} graph input/output: no TFLite tensor type carries it")
+
+
 def plan_ports(model: ir.Model, io_layout: str | None) -> tuple[list[Port], list[Port]]:
     """Artifact inputs and outputs; an output's perm is settled once its rank is known (tracing)."""
     layouts = input_layouts(model)
@@ -113,11 +124,32 @@ def emit_node(node: ir.Node, values: ValueTable, target: str, opset: int) -> Non
     emitter = EMITTERS.get(node.op_type)
     if emitter is None:
         raise UnsupportedOpError(node.op_type, node.name or "", target)
+    check_dtypes(node, inputs, target)
     emitter(EmitContext(node, values, target, opset))
+
+
+def check_dtypes(node: ir.Node, inputs: list[Held | None], target: str) -> None:
+    """Refuse dtypes the op's builtin kernels do not take (see registry.DTYPES), before emitting."""
+    allowed = DTYPES.get(node.op_type)
+    if allowed is None:
+        return
+    for index, (value, held) in enumerate(zip(node.inputs, inputs)):
+        if held is None or held.is_const or value.dtype is None:
+            continue
+        name = carried(value.dtype)
+        if name not in allowed and not (index > 0 and name == "int32"):  # int32 shapes/indices go anywhere
+            raise UnsupportedOpError(node.op_type, node.name or "", target,
+                                     f"{value.dtype.name.lower()} input: TFLite's builtin kernels for it "
+                                     f"take {'/'.join(sorted(allowed))}")
+    for value in node.outputs:
+        if value is not None and value.dtype is not None and carried(value.dtype) not in CASTABLE:
+            raise UnsupportedOpError(node.op_type, node.name or "", target,
+                                     f"{value.dtype.name.lower()} output: no TFLite tensor type carries it")
 
 
 def build_program(model: ir.Model, io_layout: str | None, target: str) -> Program:
     supported_ops()  # imports every op family
+    _check_io_dtypes(model, target)
     inputs, outputs = plan_ports(model, io_layout)
     graph_inputs = {v.name: v for v in model.graph.inputs}
     opset = model.opset_imports.get("", 17)
