@@ -29,9 +29,11 @@ class InputSpec:
     dtype: str = "float32"
     # Integer inputs that index embeddings must stay below the table size: [low, high).
     int_range: tuple[int, int] | None = None
+    # Sizes that random inputs give the dynamic dims after the batch (chosen by probing the model).
+    example: tuple[int, ...] | None = None
 
     def with_name(self, name: str) -> "InputSpec":
-        return InputSpec(name, self.shape, self.dtype, self.int_range)
+        return InputSpec(name, self.shape, self.dtype, self.int_range, self.example)
 
 
 _SPEC = re.compile(r"^(?:(?P<name>[A-Za-z_][\w./:-]*?)=)?(?P<dims>\d+(?:,\d+)*)(?::(?P<dtype>\w+))?$")
@@ -59,6 +61,31 @@ def parse_input_shapes(texts: list[str] | tuple[str, ...]) -> list[InputSpec]:
     if len(specs) > 1 and any(s.name is None for s in specs):
         raise UsageError("several --input-shape values need names: NAME=1,3,32,32 for each input")
     return specs
+
+
+def pin_input_shapes(model, specs: list[InputSpec], source: str) -> None:
+    """`--input-shape` on an IR whose inputs record their shapes: each dynamic dim after the first becomes
+    the given size; the first (batch) dim stays dynamic where it is. A static dim must agree."""
+    import onnx_ir as ir
+
+    if not specs:
+        return
+    inputs = [v for v in model.graph.inputs if not v.is_initializer()]
+    for spec, value in zip(match_specs_to_inputs(specs, [v.name for v in inputs], source), inputs):
+        dims = list(value.shape) if value.shape is not None else [None] * len(spec.shape)
+        if len(dims) != len(spec.shape):
+            raise UsageError(f"--input-shape {spec.name}={','.join(map(str, spec.shape))} has {len(spec.shape)} "
+                             f"dims, but input {value.name!r} of {source} has {len(dims)}")
+        pinned = []
+        for axis, (dim, size) in enumerate(zip(dims, spec.shape)):
+            if isinstance(dim, int):
+                if dim != size:
+                    raise UsageError(f"input {value.name!r} of {source} has dim {axis} fixed at {dim}; "
+                                     f"--input-shape gives {size}")
+                pinned.append(dim)
+            else:
+                pinned.append(dim if axis == 0 else size)
+        value.shape = ir.Shape(pinned)
 
 
 def match_specs_to_inputs(specs: list[InputSpec], input_names: list[str], source: str) -> list[InputSpec]:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from qconvert.converters.input_spec import InputSpec
+from qconvert.converters.input_spec import InputSpec, match_specs_to_inputs
+from qconvert.converters.probe import choose_example_shapes
 from qconvert.converters.parity import check_ir_matches_source
 from qconvert.converters.source import Source
 from qconvert.errors import ExportError, SourceLoadError, UsageError
@@ -100,6 +101,26 @@ def _input_specs(model) -> list[InputSpec]:
     return specs
 
 
+def _pinned(specs: list[InputSpec], given: list[InputSpec], path: str) -> list[InputSpec]:
+    """The model's input specs with --input-shape's sizes in its dynamic dims after the batch."""
+    if not given:
+        return specs
+    matched = match_specs_to_inputs(given, [s.name for s in specs], path)
+    pinned = []
+    for spec, user in zip(specs, matched):
+        if len(user.shape) != len(spec.shape):
+            raise UsageError(f"--input-shape for {spec.name!r} has {len(user.shape)} dims; {path} takes "
+                             f"{len(spec.shape)} ({list(spec.shape)}, N the batch)")
+        dims = [None]
+        for axis, (dim, size) in enumerate(zip(spec.shape[1:], user.shape[1:]), start=1):
+            if dim is not None and dim != size:
+                raise UsageError(f"input {spec.name!r} of {path} has dim {axis} fixed at {dim}; "
+                                 f"--input-shape gives {size}")
+            dims.append(size)
+        pinned.append(InputSpec(spec.name, tuple(dims), spec.dtype))
+    return pinned
+
+
 def _output_names(model) -> list[str]:
     names = getattr(model, "output_names", None) or [
         getattr(t, "name", f"output_{i}").split(":")[0].split("/")[0] for i, t in enumerate(model.outputs)
@@ -122,14 +143,11 @@ def _serving_function(model, specs: list[InputSpec]):
 def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_code: bool) -> Source:
     if weights:
         raise UsageError("--weights applies to file.py:factory sources; a Keras file carries its weights")
-    if input_specs:
-        raise UsageError(f"{path} records its input shapes; drop --input-shape")
     options = {"trust_code": trust_code}
     keras_model = load_keras_model(path, options)
-    specs = _input_specs(keras_model)
-    if any(d is None for s in specs for d in s.shape[1:]):
-        raise UsageError(f"{path} has inputs with unknown non-batch dimensions {[s.shape for s in specs]}; "
-                         "rebuild it with a fixed input shape")
+    specs = _pinned(_input_specs(keras_model), input_specs, path)
+    if input_specs:  # the reference run in the child process traces the same signature
+        options["input_shapes"] = [list(s.shape) for s in specs]
     serve, signature = _serving_function(keras_model, specs)
     import tf2onnx
 
@@ -144,6 +162,7 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
     fmt = "keras-h5" if path.lower().endswith(".h5") else "keras-v3"
     set_meta(model, "source_format", fmt)
     set_meta(model, "input_layouts", {s.name: ("NHWC" if len(s.shape) == 4 else "-") for s in specs})
+    choose_example_shapes(model, path)
     check_ir_matches_source(model, _predictor(serve, specs), path)
     return Source(path, "keras", fmt, model, os.path.getsize(path), options)
 
@@ -174,6 +193,8 @@ class KerasReference:
             self.device = "cpu"
         model = load_keras_model(path, options)
         specs = _input_specs(model)
+        if options.get("input_shapes"):
+            specs = [InputSpec(s.name, tuple(shape), s.dtype) for s, shape in zip(specs, options["input_shapes"])]
         serve, _ = _serving_function(model, specs)
         self.run = _predictor(serve, specs)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnx_ir as ir
 
-from qconvert.converters.input_spec import InputSpec, match_specs_to_inputs
+from qconvert.converters.input_spec import InputSpec, match_specs_to_inputs, pin_input_shapes
+from qconvert.converters.probe import choose_example_shapes
 from qconvert.converters.parity import check_ir_matches_source
 from qconvert.converters.source import Source
 from qconvert.converters.user_code import is_factory_spec, load_callable, split_factory
@@ -252,8 +253,6 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
     obj = load_module(path, options)
     if isinstance(obj, torch.export.ExportedProgram):
         specs = _specs_from_exported_program(obj)
-        if input_specs:
-            raise UsageError(f"{path} records its input shapes; drop --input-shape")
         try:
             with _quiet():
                 model = torch.onnx.export(obj, dynamo=True, opset_version=OPSET).model
@@ -279,6 +278,9 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
             raise _export_error(path, error) from error
         callable_module = obj
     _rename_outputs(model)
+    if isinstance(obj, torch.export.ExportedProgram):
+        pin_input_shapes(model, input_specs, path)
+    choose_example_shapes(model, path)
     set_meta(model, "source_framework", "torch")
     set_meta(model, "source_format", fmt)
     set_meta(model, "input_layouts", {s.name: ("NCHW" if len(s.shape) == 4 else "-") for s in specs})

@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.converters.input_spec import InputSpec
+from qconvert.ir.metadata import get_meta
 
 _IR_TO_NUMPY = {
     ir.DataType.FLOAT: "float32",
@@ -34,6 +35,7 @@ def _embedding_size(value: ir.Value) -> int | None:
 
 
 def specs_from_ir(model: ir.Model) -> list[InputSpec]:
+    examples = get_meta(model, "example_shapes", {})
     specs = []
     for value in model.graph.inputs:
         dtype = _IR_TO_NUMPY.get(value.dtype, "float32")
@@ -42,17 +44,20 @@ def specs_from_ir(model: ir.Model) -> list[InputSpec]:
         if dtype in ("int64", "int32"):
             size = _embedding_size(value)
             int_range = (0, size) if size else (0, 2)
-        specs.append(InputSpec(value.name, shape, dtype, int_range))
+        example = examples.get(value.name)
+        specs.append(InputSpec(value.name, shape, dtype, int_range, tuple(example) if example else None))
     return specs
 
 
 def random_feeds(specs: list[InputSpec], batch: int, seed: int) -> dict[str, np.ndarray]:
     """Standard-normal floats, uniform integers in the input's valid range. A dynamic first dim gets
-    `batch`, any other dynamic dim 1 (a rare case the user fixes with --input-shape); static dims stay."""
+    `batch`, any other dynamic dim the input's example size (probed when the source was read); static
+    dims stay."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
-        shape = tuple((batch if i == 0 else 1) if d is None else d for i, d in enumerate(spec.shape))
+        shape = tuple(d if d is not None else batch if i == 0 else (spec.example[i] if spec.example else 1)
+                      for i, d in enumerate(spec.shape))
         if spec.dtype in ("int64", "int32", "int8", "uint8"):
             low, high = spec.int_range or (0, 2)
             feeds[spec.name] = rng.integers(low, high, size=shape).astype(spec.dtype)

@@ -12,6 +12,7 @@ from qconvert.ir.values import copy_model
 from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.fuse_gelu import FuseGelu
+from qconvert.passes.guard_pad_pool import GuardPadBeforePool
 from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
 from qconvert.passes.remove_identity import RemoveIdentity
 from qconvert.passes.strip_debug_metadata import StripDebugMetadata
@@ -30,6 +31,9 @@ CLEANUP: list[ir.passes.PassBase] = [
     FoldBatchNorm(),
     # After FoldConstants (its constants must be initializers): one Gelu for the exporters' erf formula.
     FuseGelu(),
+    # Any time: the float IR runs in onnxruntime (the adapters' check, onnx-* targets), whose
+    # PadFusion would otherwise change a zero Pad -> MaxPool.
+    GuardPadBeforePool(),
     # After every pass that leaves things behind: replaced weights, Constant/Shape nodes
     # whose consumers were folded.
     RemoveDeadNodes(),
