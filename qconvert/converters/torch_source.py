@@ -211,6 +211,9 @@ def _export_torchscript(module, specs: list[InputSpec], n_outputs: int) -> ir.Mo
     import onnx
     import torch
 
+    from qconvert.converters.torchscript_symbolics import register
+
+    register()
     buffer = io.BytesIO()
     names = [s.name for s in specs]
     outputs = ["output"] if n_outputs == 1 else [f"output_{i}" for i in range(n_outputs)]
