@@ -74,3 +74,25 @@ def test_missing_cuda_is_a_skipped_row(tmp_path):
 def test_registry_has_the_onnx_float_targets():
     targets = all_targets()
     assert targets["onnx-fp32"].available and targets["onnx-fp16"].parity_floor_db < targets["onnx-fp32"].parity_floor_db
+
+
+def test_fp16_of_a_gain_shared_by_two_layer_norms_is_a_valid_file(tmp_path):
+    """Exporters deduplicate equal weights; the fp16 converter then casts the shared one per use."""
+    import onnx
+    import onnxruntime as ort
+
+    model = parse("""
+        <ir_version: 8, opset_import: ["" : 18]>
+        g (float[N, 8] x) => (float[N, 8] y) <float[8] gain = {1,1,1,1,1,1,1,1}, float[8] bias = {0,0,0,0,0,0,0,0}> {
+            a = LayerNormalization<axis=-1>(x, gain, bias)
+            b = Relu(a)
+            y = LayerNormalization<axis=-1>(b, gain, bias)
+        }
+    """)
+    emit_fp16(model, tmp_path / "m16.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m16.onnx")), full_check=True)
+    feeds = random_feeds(specs_from_ir(model), 4, 0)
+    (want,) = ort.InferenceSession(ir.serde.serialize_model(model).SerializeToString(),
+                                   providers=["CPUExecutionProvider"]).run(None, feeds)
+    (got,) = ort.InferenceSession(str(tmp_path / "m16.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert sqnr_db(want, got) > 30

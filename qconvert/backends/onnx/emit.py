@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import onnx.numpy_helper
 import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
 
 from qconvert.backends.targets import EmitOptions
 
@@ -33,8 +34,36 @@ def emit_fp16(model: ir.Model, path: Path, options: EmitOptions = EmitOptions())
         op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_KEEP_FP32)),
         disable_shape_infer=False,
     )
+    _drop_repeated_nodes(half.graph)
     _store_raw(half.graph)
+    # The converter appends its Casts after their consumers; onnxruntime tolerates it, the checker does not.
+    sorted_model = ir.serde.deserialize_model(half)
+    TopologicalSortPass()(sorted_model)
+    half = ir.serde.serialize_model(sorted_model)
+    # Its recorded intermediate types are partly stale (fp32 where the value is now fp16); runtimes infer them.
+    half.graph.ClearField("value_info")
+    onnx.checker.check_model(half, full_check=True)  # an invalid file is an emit error, never an artifact
     onnx.save(half, str(path))
+
+
+def _drop_repeated_nodes(graph: onnx.GraphProto) -> None:
+    """Keep one of the identical Casts the fp16 converter writes per use of a shared initializer.
+
+    An initializer that feeds several ops kept in fp32 (one LayerNorm gain shared by every block, as
+    exporters deduplicate equal weights) gets a Cast back to fp32 per use, all with one node name and
+    one output name: an invalid graph. They compute the same value, so the first one stays.
+    """
+    seen: dict[str, onnx.NodeProto] = {}
+    kept = []
+    for node in graph.node:
+        first = next((seen[o] for o in node.output if o in seen), None)
+        if first is None:
+            seen.update({o: node for o in node.output})
+            kept.append(node)
+        elif first.SerializeToString() != node.SerializeToString():
+            raise ValueError(f"fp16 conversion wrote two different nodes for value {node.output[0]!r}")
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _store_raw(graph: onnx.GraphProto) -> None:
