@@ -25,6 +25,15 @@ from qconvert.ir.metadata import input_layouts
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 
+# The IR's element types that torch computes with; the others are refused per node (see _check_dtypes).
+DTYPES = {ir.DataType.FLOAT: torch.float32, ir.DataType.DOUBLE: torch.float64, ir.DataType.FLOAT16: torch.float16,
+          ir.DataType.BFLOAT16: torch.bfloat16, ir.DataType.INT8: torch.int8, ir.DataType.INT16: torch.int16,
+          ir.DataType.INT32: torch.int32, ir.DataType.INT64: torch.int64, ir.DataType.UINT8: torch.uint8,
+          ir.DataType.BOOL: torch.bool}
+NO_KERNELS = {ir.DataType.UINT16, ir.DataType.UINT32, ir.DataType.UINT64}
+# Ops that only move or view data: uint16/32/64 tensors pass through them (torch has the dtypes, not the math).
+DATA_MOVEMENT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Shape", "Size"}
+
 
 @dataclass
 class Quant:
@@ -61,6 +70,68 @@ class Builder:
     _buffers: dict[str, fx.Node] = field(default_factory=dict)
     _dequantized: dict[str, fx.Node] = field(default_factory=dict)
     _names: set[str] = field(default_factory=set)
+    _inferred: dict[str, tuple] | None = None
+
+    @property
+    def opset(self) -> int:
+        return self.model.opset_imports.get("", self.model.opset_imports.get("ai.onnx", 1))
+
+    def unsupported(self, node: ir.Node, reason: str) -> UnsupportedOpError:
+        """The error to raise for an attribute, dtype or shape combination torch cannot do exactly."""
+        return UnsupportedOpError(node.op_type, node.name or "", self.target, reason)
+
+    # -- types and shapes ----------------------------------------------------------------------
+    def _inference(self) -> dict[str, tuple]:
+        """Element types and shapes of values the IR leaves untyped, from onnx's shape inference (once)."""
+        if self._inferred is None:
+            import onnx
+
+            self._inferred = {}
+            try:
+                proto = onnx.shape_inference.infer_shapes(ir.serde.serialize_model(self.model))
+            except Exception:  # noqa: BLE001  (inference is a best effort; callers refuse without it)
+                return self._inferred
+            for info in list(proto.graph.value_info) + list(proto.graph.output) + list(proto.graph.input):
+                tensor = info.type.tensor_type
+                dims = None
+                if tensor.HasField("shape"):
+                    dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+                self._inferred[info.name] = (ir.DataType(tensor.elem_type) if tensor.elem_type else None, dims)
+        return self._inferred
+
+    def dtype(self, value: ir.Value | None) -> ir.DataType | None:
+        if value is None:
+            return None
+        if value.dtype is not None:
+            return value.dtype
+        array = self.consts.get(value.name)
+        if array is not None:
+            return ir.DataType.from_numpy(array.dtype)
+        return self._inference().get(value.name, (None, None))[0]
+
+    def torch_dtype(self, node: ir.Node, dtype: ir.DataType | None) -> torch.dtype:
+        if dtype not in DTYPES:
+            raise self.unsupported(node, f"no torch kernels for {getattr(dtype, 'name', 'an unknown type')}")
+        return DTYPES[dtype]
+
+    def is_float(self, value: ir.Value | None) -> bool:
+        return self.dtype(value) in (ir.DataType.FLOAT, ir.DataType.DOUBLE, ir.DataType.FLOAT16,
+                                     ir.DataType.BFLOAT16)
+
+    def shape(self, value: ir.Value | None) -> tuple | None:
+        """The value's dims (ints, None where symbolic), from the IR or from inference."""
+        if value is None:
+            return None
+        array = self.consts.get(value.name)
+        if array is not None:
+            return tuple(array.shape)
+        if value.shape is not None:
+            return tuple(d if isinstance(d, int) else None for d in value.shape)
+        return self._inference().get(value.name, (None, None))[1]
+
+    def static_shape(self, value: ir.Value | None) -> list[int] | None:
+        dims = self.shape(value)
+        return list(dims) if dims is not None and all(isinstance(d, int) for d in dims) else None
 
     # -- names and constants -------------------------------------------------------------------
     def unique(self, name: str) -> str:
@@ -129,7 +200,23 @@ class Builder:
         return any(value is output for output in self.model.graph.outputs)
 
     def rank(self, value: ir.Value) -> int | None:
-        return len(value.shape) if value.shape is not None else None
+        dims = self.shape(value)
+        return len(dims) if dims is not None else None
+
+    def has(self, node: ir.Node, index: int) -> bool:
+        return index < len(node.inputs) and node.inputs[index] is not None
+
+    def ints_or_node(self, node: ir.Node, index: int) -> list[int] | fx.Node | None:
+        """A 1-D int64 input as a Python list when it is known at emit time, else a run-time List[int]
+        (the emitted program reads the tensor's values: `tolist()`)."""
+        if not self.has(node, index):
+            return None
+        array = self.const(node.inputs[index])
+        if array is not None:
+            return [int(v) for v in np.asarray(array).reshape(-1)]
+        from qconvert.backends.torch.ops.common import int_list
+
+        return self.call(int_list, self.input(node, index))
 
     # -- emitting ------------------------------------------------------------------------------
     def call(self, function, *args, **kwargs) -> fx.Node:
@@ -156,11 +243,34 @@ def _port_perm(ir_layout: str, wanted: str | None) -> tuple[tuple[int, ...] | No
     return (TO_NHWC if ir_layout == "NCHW" else TO_NCHW), wanted.upper()
 
 
+def _check_dtypes(b: Builder, node: ir.Node) -> None:
+    """Refuse a node whose tensors torch cannot hold or compute with (float8, int4, strings, uint16+ math)."""
+    for value in list(node.inputs) + list(node.outputs):
+        dtype = value.dtype if value is not None else None
+        if dtype is None or dtype in DTYPES:
+            continue
+        if dtype in NO_KERNELS and node.op_type in DATA_MOVEMENT:
+            continue
+        what = "kernels" if dtype in NO_KERNELS else "tensors"
+        raise b.unsupported(node, f"torch has no {dtype.name.lower()} {what}")
+
+
+def _check_ports(b: Builder, model: ir.Model) -> None:
+    """The runner feeds and reads numpy arrays, which have no bfloat16 (and torch no uint16+ math)."""
+    for value in list(model.graph.inputs) + list(model.graph.outputs):
+        if value.dtype == ir.DataType.BFLOAT16 or (value.dtype is not None and value.dtype not in DTYPES
+                                                   and value.dtype not in NO_KERNELS):
+            user = next(iter(value.consumers()), None) or value.producer()
+            node = user if user is not None else ir.Node("", "Identity", [])
+            raise b.unsupported(node, f"a {value.dtype.name.lower()} graph input or output has no numpy type")
+
+
 def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = None,
           dtype: torch.dtype = torch.float32) -> tuple[fx.GraphModule, Builder, list[Port], list[Port]]:
     """The IR as a GraphModule whose inputs/outputs are float32 in the artifact's layout."""
     load_ops()
     b = Builder(model, mode, target)
+    _check_ports(b, model)
     layouts = input_layouts(model)
     image = [v for v in layouts.values() if v in ("NCHW", "NHWC")]
     output_layout = image[0] if image else "NCHW"
@@ -183,6 +293,7 @@ def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = No
         emitter = EMITTERS.get(node.op_type)
         if emitter is None or node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(node.op_type, node.name or "", target)
+        _check_dtypes(b, node)
         if mode == "int8" and any(b.quant(v) for v in node.inputs):
             b.count(b.float_fallbacks, node.op_type)
         results = emitter(b, node)

@@ -7,10 +7,12 @@ In torch-dynamic programs a constant weight becomes a dynamic int8 Linear
 from __future__ import annotations
 
 import operator
+from typing import List
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from qconvert.backends.torch.registry import emits
 
@@ -104,3 +106,19 @@ def gemm(b, node):
             bias = b.call(torch.mul, bias, beta)
         y = b.call(torch.add, y, bias)
     return y
+
+
+def einsum_(equation: str, operands: List[Tensor]) -> Tensor:
+    return torch.einsum(equation, operands)
+
+
+@emits("Einsum")
+def einsum(b, node):
+    equation = b.attr(node, "equation")
+    equation = (equation.decode() if isinstance(equation, bytes) else equation).replace(" ", "")
+    return b.call(einsum_, equation, [b.input(node, i) for i in range(len(node.inputs))])
+
+
+@emits("Det")
+def det(b, node):
+    return b.call(torch.linalg.det, b.input(node, 0))

@@ -1,94 +1,200 @@
-"""Pooling and Resize."""
+"""Pooling: Max/Average/Lp pools (1-D to 3-D), their global forms, MaxUnpool.
+
+torch's pools pad at most half the kernel, average without dilation, and count padding either always or
+never; ONNX pools do more. What torch's kernels cannot do directly runs as a depthwise convolution with a
+ones kernel (window sums) divided by the window's element count, which is exact for every pads /
+dilations / ceil_mode / count_include_pad combination.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import List
+
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from qconvert.backends.torch.ops.common import spatial_padding
+from qconvert.backends.torch.ops.common import onnx_pads, spatial_padding, torch_pads
 from qconvert.backends.torch.registry import emits
 
 MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def _pool_args(b, node):
     kernel = list(b.attr(node, "kernel_shape"))
     n = len(kernel)
+    if n not in MAX_POOL:
+        raise b.unsupported(node, f"{n}-D pooling")
     strides = list(b.attr(node, "strides", [1] * n))
     dilations = list(b.attr(node, "dilations", [1] * n))
-    padding, explicit = spatial_padding(b, node, node.inputs[0], kernel, strides, dilations)
-    return n, kernel, strides, dilations, padding, explicit
+    return n, kernel, strides, dilations
+
+
+def window_sum(x: Tensor, kernel: List[int], stride: List[int], dilation: List[int], pads: List[int]) -> Tensor:
+    """Sums over every pooling window: a ones-kernel convolution of each channel (pads as F.pad lists)."""
+    n = len(kernel)
+    shape = x.shape
+    planes = F.pad(x.reshape([shape[0] * shape[1], 1] + shape[2:]), pads)
+    ones = torch.ones([1, 1] + kernel, dtype=x.dtype, device=x.device)
+    if n == 1:
+        y = F.conv1d(planes, ones, None, stride, 0, dilation)
+    elif n == 2:
+        y = F.conv2d(planes, ones, None, stride, 0, dilation)
+    else:
+        y = F.conv3d(planes, ones, None, stride, 0, dilation)
+    return y.reshape([shape[0], shape[1]] + y.shape[2:])
+
+
+def average_pool_(x: Tensor, kernel: List[int], stride: List[int], dilation: List[int], pads: List[int],
+                  extra: List[int], include_pad: bool) -> Tensor:
+    """`pads`: the ONNX pads (F.pad order); `extra`: what ceil_mode adds at the ends, never counted."""
+    total = [p + e for p, e in zip(pads, extra)]
+    sums = window_sum(x, kernel, stride, dilation, total)
+    ones = torch.ones([1, 1] + x.shape[2:], dtype=x.dtype, device=x.device)
+    if include_pad:
+        ones = F.pad(ones, pads, value=1.0)
+        counts = window_sum(ones, kernel, stride, dilation, extra)
+    else:
+        counts = window_sum(ones, kernel, stride, dilation, total)
+    return sums / counts
+
+
+def _ceil_extra(b, node, n, kernel, strides, dilations, begin, end) -> list[int] | None:
+    """Per spatial dim, the zeros ceil_mode appends so a plain (floor) window count gives ONNX's output size;
+    None when the spatial dims are unknown."""
+    dims = b.shape(node.inputs[0])
+    spatial = list(dims[2:]) if dims is not None else [None] * n
+    if any(not isinstance(d, int) for d in spatial):
+        return None
+    extra = []
+    for d, k, s, dl, pb, pe in zip(spatial, kernel, strides, dilations, begin, end):
+        span = d + pb + pe - ((k - 1) * dl + 1)
+        out = math.ceil(span / s) + 1
+        if (out - 1) * s >= d + pb:  # ONNX/torch: the last window must start inside the input or left pad
+            out -= 1
+        extra.append(max(0, (out - 1) * s + (k - 1) * dl + 1 - (d + pb + pe)))
+    return extra
+
+
+def _general_pads(b, node, n, kernel, strides, dilations):
+    begin, end = onnx_pads(b, node, node.inputs[0], kernel, strides, dilations)
+    ceil = bool(b.attr(node, "ceil_mode", 0))
+    extra = _ceil_extra(b, node, n, kernel, strides, dilations, begin, end) if ceil else [0] * n
+    if extra is None:
+        raise b.unsupported(node, "ceil_mode with this padding needs static spatial dims")
+    return torch_pads(begin, end), torch_pads([0] * n, extra)
 
 
 @emits("MaxPool")
 def max_pool(b, node):
-    n, kernel, strides, dilations, padding, explicit = _pool_args(b, node)
-    x = b.input(node, 0) if not b.quant(node.inputs[0]) else b.quant(node.inputs[0]).node
+    n, kernel, strides, dilations = _pool_args(b, node)
+    if int(b.attr(node, "storage_order", 0)):
+        raise b.unsupported(node, "storage_order=1 (column-major indices)")
+    padding, explicit = spatial_padding(b, node, node.inputs[0], kernel, strides, dilations, pool=True)
+    held = b.quant(node.inputs[0])
+    x = held.node if held else b.input(node, 0)
+    integer = not held and b.dtype(node.inputs[0]) is not None and not b.is_float(node.inputs[0])
+    if integer:  # torch's max pools are float only; 8/16-bit integers are exact in float32
+        x = b.method("to", x, torch.float32)
+    indices = len(node.outputs) > 1 and node.outputs[1] is not None
     if explicit:
+        if indices:
+            raise b.unsupported(node, "Indices with padding beyond half the kernel")
         x = b.call(F.pad, x, explicit, value=float("-inf"))
-    return b.call(MAX_POOL[n], x, kernel, strides, padding, dilations,
-                  ceil_mode=bool(b.attr(node, "ceil_mode", 0)))
+    ceil = bool(b.attr(node, "ceil_mode", 0))
+    if indices:
+        result = b.call(max_pool_with_indices, x, kernel, strides, padding, dilations, ceil)
+        import operator
+
+        return [b.call(operator.getitem, result, 0), b.call(operator.getitem, result, 1)]
+    y = b.call(MAX_POOL[n], x, kernel, strides, padding, dilations, ceil_mode=ceil)
+    return b.method("to", y, b.torch_dtype(node, b.dtype(node.inputs[0]))) if integer else y
+
+
+def max_pool_with_indices(x: Tensor, kernel: List[int], stride: List[int], padding: List[int],
+                          dilation: List[int], ceil: bool) -> List[Tensor]:
+    """Indices into the whole input flattened (batch and channel included), as ONNX counts them."""
+    n = len(kernel)
+    if n == 1:
+        y, index = F.max_pool1d_with_indices(x, kernel, stride, padding, dilation, ceil)
+    elif n == 2:
+        y, index = F.max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil)
+    else:
+        y, index = F.max_pool3d_with_indices(x, kernel, stride, padding, dilation, ceil)
+    plane = 1
+    for d in x.shape[2:]:
+        plane *= d
+    offsets = torch.arange(x.size(0) * x.size(1), device=x.device).reshape([x.size(0), x.size(1)] + [1] * n)
+    return [y, index + offsets * plane]
 
 
 @emits("AveragePool")
 def average_pool(b, node):
-    n, kernel, strides, dilations, padding, explicit = _pool_args(b, node)
-    x = b.input(node, 0)
-    if explicit:
-        x = b.call(F.pad, x, explicit)
-    return b.call(AVG_POOL[n], x, kernel, strides, padding, bool(b.attr(node, "ceil_mode", 0)),
-                  bool(b.attr(node, "count_include_pad", 0)) or bool(explicit))
+    n, kernel, strides, dilations = _pool_args(b, node)
+    include = bool(b.attr(node, "count_include_pad", 0))
+    ceil = bool(b.attr(node, "ceil_mode", 0))
+    padding, explicit = spatial_padding(b, node, node.inputs[0], kernel, strides, dilations, pool=True)
+    if explicit is None and all(d == 1 for d in dilations) and (not ceil or include or not any(padding)):
+        return b.call(AVG_POOL[n], b.input(node, 0), kernel, strides, padding, ceil, include)
+    pads, extra = _general_pads(b, node, n, kernel, strides, dilations)
+    return b.call(average_pool_, b.input(node, 0), kernel, strides, dilations, pads, extra, include)
 
 
-@emits("GlobalAveragePool", "GlobalMaxPool")
+def lp_pool_(x: Tensor, kernel: List[int], stride: List[int], dilation: List[int], pads: List[int], p: float) -> Tensor:
+    return torch.pow(window_sum(torch.pow(torch.abs(x), p), kernel, stride, dilation, pads), 1.0 / p)
+
+
+@emits("LpPool")
+def lp_pool(b, node):
+    n, kernel, strides, dilations = _pool_args(b, node)
+    pads, extra = _general_pads(b, node, n, kernel, strides, dilations)
+    pads = [p + e for p, e in zip(pads, extra)]
+    return b.call(lp_pool_, b.input(node, 0), kernel, strides, dilations, pads, float(b.attr(node, "p", 2)))
+
+
+def global_lp(x: Tensor, p: float) -> Tensor:
+    dims = list(range(2, x.dim()))
+    return torch.pow(torch.sum(torch.pow(torch.abs(x), p), dims, keepdim=True), 1.0 / p)
+
+
+@emits("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
 def global_pool(b, node):
     x = b.input(node, 0)
     rank = b.rank(node.inputs[0]) or 4
     dims = list(range(2, rank))
     if node.op_type == "GlobalAveragePool":
         return b.call(torch.mean, x, dims, keepdim=True)
+    if node.op_type == "GlobalLpPool":
+        return b.call(global_lp, x, float(b.attr(node, "p", 2)))
     return b.call(torch.amax, x, dims, keepdim=True)
 
 
-@emits("Resize", "Upsample")
-def resize(b, node):
-    mode = b.attr(node, "mode", "nearest")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    coordinate = b.attr(node, "coordinate_transformation_mode", "half_pixel")
-    coordinate = coordinate.decode() if isinstance(coordinate, bytes) else coordinate
-    scales = b.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
-    if node.op_type == "Upsample":
-        scales = b.const(node.inputs[1])
-    sizes = b.const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else None
-    held = b.quant(node.inputs[0])
-    x = held.node if held else b.input(node, 0)
-    kwargs = {}
-    if mode == "nearest":
-        nearest = b.attr(node, "nearest_mode", "round_prefer_floor")
-        nearest = nearest.decode() if isinstance(nearest, bytes) else nearest
-        factors = [float(s) for s in scales[2:]] if scales is not None and scales.size else None
-        integer = factors is not None and all(f >= 1 and f.is_integer() for f in factors)
-        if coordinate == "asymmetric" and nearest == "floor":
-            kwargs["mode"] = "nearest"
-        elif integer and coordinate in ("half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn"):
-            kwargs["mode"] = "nearest"  # integer upscaling: every half-pixel rounding picks floor(x / s)
-        elif coordinate in ("half_pixel", "pytorch_half_pixel") and nearest == "round_prefer_ceil":
-            kwargs["mode"] = "nearest-exact"
-        else:
-            raise ValueError(f"Resize {node.name}: nearest with {coordinate}/{nearest} is not supported")
-    elif mode == "linear":
-        kwargs["mode"] = "bilinear" if (b.rank(node.inputs[0]) or 4) == 4 else "linear"
-        if coordinate == "align_corners":
-            kwargs["align_corners"] = True
-        elif coordinate in ("half_pixel", "pytorch_half_pixel"):
-            kwargs["align_corners"] = False
-        else:
-            raise ValueError(f"Resize {node.name}: linear with {coordinate} is not supported")
-    else:
-        raise ValueError(f"Resize {node.name}: mode {mode} is not supported")
-    if sizes is not None and sizes.size:
-        kwargs["size"] = [int(s) for s in sizes[2:]]
-    else:
-        kwargs["scale_factor"] = [float(s) for s in scales[2:]]
-    return b.call(F.interpolate, x, **kwargs)
+def max_unpool(x: Tensor, indices: Tensor, out_shape: List[int]) -> Tensor:
+    """Indices are into the whole output flattened (as MaxPool's second output counts them)."""
+    total = 1
+    for d in out_shape:
+        total *= d
+    out = torch.zeros(total, dtype=x.dtype, device=x.device)
+    return out.scatter(0, indices.reshape(-1), x.reshape(-1)).reshape(out_shape)
+
+
+def _unpool_shape(x: Tensor, kernel: List[int], stride: List[int], pads: List[int]) -> List[int]:
+    n = len(kernel)
+    out = [x.size(0), x.size(1)]
+    for i in range(n):
+        out.append((x.size(2 + i) - 1) * stride[i] + kernel[i] - pads[i] - pads[n + i])
+    return out
+
+
+@emits("MaxUnpool")
+def max_unpool_op(b, node):
+    kernel = list(b.attr(node, "kernel_shape"))
+    n = len(kernel)
+    strides = list(b.attr(node, "strides", [1] * n))
+    pads = list(b.attr(node, "pads", [0] * (2 * n)))
+    x = b.input(node, 0)
+    shape = b.ints_or_node(node, 2) if b.has(node, 2) else b.call(_unpool_shape, x, kernel, strides, pads)
+    return b.call(max_unpool, x, b.input(node, 1), shape)
