@@ -112,6 +112,8 @@ def convert_one(model: ZooModel, targets: list[str], extra: list[str], timeout: 
 
 def cell_status(result: dict, target: str) -> tuple[bool, str, str | None]:
     """(passed, cell text, failure reason or None) for one model x target."""
+    if result.get("pending"):
+        return False, "not run", None
     if "error" in result:
         return False, "source failed", None
     row = result.get("rows", {}).get(target)
@@ -136,10 +138,10 @@ def _short(reason: str, limit: int = 90) -> str:
 
 
 def reason_key(reason: str) -> str:
-    """Groups failures that differ only in names and numbers: quoted names and digits are masked."""
+    """Groups failures that differ only in names and measured values: quoted names, numbered node names
+    (conv_12) and decimals are masked; plain integers (a floor, a rank) stay."""
     key = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "'…'", reason)
-    key = re.sub(r"\d+(\.\d+)?", "N", key)
-    return key
+    return re.sub(r"(?<=[A-Za-z_])\d+|\d+\.\d+", "N", key)
 
 
 def render(results: list[dict], targets: list[str], commands: list[str]) -> str:
@@ -184,8 +186,12 @@ def render(results: list[dict], targets: list[str], commands: list[str]) -> str:
             dynamic = {True: "yes", False: "**no**"}.get(facts.get("dynamic_batch"), "")
             load = f"{result['load_s']:.1f}" if isinstance(result.get("load_s"), (int, float)) else ""
             lines.append("| " + " | ".join([result["name"], result["format"], load, *cells, transposes, dynamic]) + " |")
-    total = len(results)
-    lines += ["", f"## Passing cells per target ({total} models)", "",
+    total = sum(not r.get("pending") for r in results)
+    pending = [r["name"] for r in results if r.get("pending")]
+    if pending:
+        lines += ["", f"Not converted in this run ({len(pending)}; `python -m bench.zoo --missing` converts them): "
+                  + ", ".join(pending)]
+    lines += ["", f"## Passing cells per target ({total} models converted, {len(results)} in the zoo)", "",
               "| target | floor dB | passed |", "|---|---|---|"]
     for target in targets:
         floor = floor_db(target)
@@ -195,9 +201,10 @@ def render(results: list[dict], targets: list[str], commands: list[str]) -> str:
     for key, entry in sorted(failures.items(), key=lambda item: (-len(item[1]["cells"]), item[0])):
         where = ", ".join(entry["cells"][:12]) + (f", … ({len(entry['cells'])})" if len(entry["cells"]) > 12 else "")
         lines.append(f"| {len(entry['cells'])} | {_short(entry['example'], 240)} | {where} |")
-    slowest = sorted(results, key=lambda r: -r["seconds"])[:5]
-    lines += ["", "Whole-run seconds per model (slowest): " + ", ".join(f"{r['name']} {r['seconds']:.0f}" for r in slowest),
-              f"; all {total}: {sum(r['seconds'] for r in results) / 60:.1f} min.", ""]
+    done = [r for r in results if not r.get("pending")]
+    slowest = sorted(done, key=lambda r: -r["seconds"])[:5]
+    lines += ["", "Whole-run seconds per model (slowest): " + ", ".join(f"{r['name']} {r['seconds']:.0f}" for r in slowest)
+              + f"; all {total}: {sum(r['seconds'] for r in done) / 60:.1f} min of subprocess time.", ""]
     return "\n".join(lines)
 
 
@@ -212,12 +219,15 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="models converted at once (each in its own process)")
     parser.add_argument("--threads", type=int, help="qconvert --threads for every runtime [physical cores]")
     parser.add_argument("--report-only", action="store_true", help="rewrite the Markdown from the saved results")
+    parser.add_argument("--missing", action="store_true", help="convert only the models that have no saved result")
     args = parser.parse_args(argv)
     targets = [t.strip() for t in args.to.split(",") if t.strip()]
     extra = (["--calib", args.calib] if args.calib else []) + (["--threads", str(args.threads)] if args.threads else [])
     models = select(args.only, args.family)
     results_dir = ZOO / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
+    if args.missing:
+        models = [m for m in models if not (results_dir / f"{m.name}.json").exists()]
     if not args.report_only:
         from models.zoo.build import build
 
@@ -238,8 +248,10 @@ def main(argv=None) -> None:
         # Threads only wait on the subprocesses; the conversions run in their own processes.
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             list(pool.map(run, models))
-    # The Markdown covers every zoo model that has a result, in registry order, with this run's targets.
-    results = [json.loads(p.read_text()) for m in all_models() if (p := results_dir / f"{m.name}.json").exists()]
+    # The Markdown covers every zoo model, in registry order, with this run's targets; a model without a
+    # saved result shows as not run.
+    results = [json.loads(path.read_text()) if (path := results_dir / f"{m.name}.json").exists()
+               else {"name": m.name, "family": m.family, "format": m.format, "pending": True} for m in all_models()]
     command = "make zoo" if not (args.only or args.family) else shlex.join(["python", "-m", "bench.zoo", *(argv or sys.argv[1:])])
     commands = [command, "python -m models.zoo.build --out build/zoo"]
     Path(args.out).write_text(render(results, targets, commands))

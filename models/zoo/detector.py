@@ -153,8 +153,14 @@ def save_onnx(module, model: ZooModel, out: Path) -> None:
                       dynamic_shapes={"images": {0: batch, 2: height, 3: width}}, external_data=False)
 
 
-def build(model: ZooModel, out: Path) -> None:
+def prepared(model: ZooModel):
+    """The module with its seeded weights and BatchNorm statistics, as it is saved."""
     module = make_module(model)
     randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1)
     check_finite(module, model)
+    return module
+
+
+def build(model: ZooModel, out: Path) -> None:
+    module = prepared(model)
     (save_onnx if model.format == "onnx" else save_pt2)(module, model, out)

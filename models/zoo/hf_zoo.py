@@ -135,8 +135,14 @@ def make_module(model: ZooModel):
     return wrapper(inner, OUTPUT_KEYS.get(model.arch, ("last_hidden_state",))).eval()
 
 
-def build(model: ZooModel, out: Path) -> None:
+def prepared(model: ZooModel):
+    """The module with its seeded weights and BatchNorm statistics, as it is saved."""
     module = make_module(model)
     randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1)
     check_finite(module, model)
+    return module
+
+
+def build(model: ZooModel, out: Path) -> None:
+    module = prepared(model)
     save_pt2(module, model, out)

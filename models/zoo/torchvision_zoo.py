@@ -79,9 +79,15 @@ def make_module(model: ZooModel):
     return getattr(tv.models, model.arch)(weights=None, num_classes=10, **options)
 
 
-def build(model: ZooModel, out: Path) -> None:
+def prepared(model: ZooModel):
+    """The module with its seeded weights and BatchNorm statistics, as it is saved."""
     module = make_module(model)
     randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1,
                     layer_scale=model.options.get("layer_scale"))
     check_finite(module, model)
+    return module
+
+
+def build(model: ZooModel, out: Path) -> None:
+    module = prepared(model)
     (save_torchscript if model.format == "pt" else save_pt2)(module, model, out)

@@ -72,36 +72,35 @@ def _outputs(program_path, model):
 
 @pytest.mark.parametrize("name,size", [("vit_small", None), ("bert", None), ("yolov8_style", 64)])
 def test_builders_are_deterministic_and_keep_dynamic_dims(tmp_path, name, size):
+    import torch
+
     model = select([name])[0]
     if size:  # the detector at a tiny image size, through the same builder
         model = replace(model, inputs=tuple(replace(s, shape=(2, 3, size, size)) for s in model.inputs))
-    first, second = model.build(tmp_path / "a"), model.build(tmp_path / "b")
-    a, b = _outputs(first, model), _outputs(second, model)
-    assert len(a) == model.outputs
-    for x, y in zip(a, b):
-        assert x.shape[0] == 3  # batch 3 runs a program exported at batch 2
-        assert np.isfinite(x).all() and np.abs(x).max() > 0
-        np.testing.assert_array_equal(x, y)
+    builder = importlib.import_module(model.builder.split(":")[0])
+    first, second = builder.prepared(model).state_dict(), builder.prepared(model).state_dict()
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
 
-    import torch
-
-    program = torch.export.load(first)
+    path = model.build(tmp_path)  # the saved program computes the prepared module's function
+    outputs = _outputs(path, model)
+    assert len(outputs) == model.outputs
+    for output in outputs:
+        assert output.shape[0] == 3  # batch 3 runs a program exported at batch 2
+        assert np.isfinite(output).all() and np.abs(output).max() > 0
+    program = torch.export.load(path)
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     assert list(program.graph_signature.user_inputs) == [s.name for s in model.inputs]
     for spec in model.inputs:
         shape = placeholders[spec.name].meta["val"].shape
         dynamic = [axis for axis, d in enumerate(shape) if not isinstance(d, int)]
         assert dynamic == list(spec.dynamic), spec.name
-
-
-def test_batchnorm_statistics_are_randomized(tmp_path):
-    import torch
-
-    program = torch.export.load(select(["yolov8_style"])[0].build(tmp_path))
-    variances = [v for k, v in program.state_dict.items() if k.endswith("running_var")]
-    means = [v for k, v in program.state_dict.items() if k.endswith("running_mean")]
-    assert variances and not any(torch.allclose(v, torch.ones_like(v)) for v in variances)
-    assert not any(torch.allclose(m, torch.zeros_like(m)) for m in means)
+    if name == "yolov8_style":  # BatchNorm statistics left at (0, 1) would fold into nothing
+        variances = [v for k, v in first.items() if k.endswith("running_var")]
+        means = [v for k, v in first.items() if k.endswith("running_mean")]
+        assert variances and not any(torch.allclose(v, torch.ones_like(v)) for v in variances)
+        assert not any(torch.allclose(m, torch.zeros_like(m)) for m in means)
 
 
 def test_cells_apply_the_floors():
@@ -114,4 +113,6 @@ def test_cells_apply_the_floors():
     assert cell_status(result, "torch-fp16")[0] and cell_status(result, "torch-bf16")[1].startswith("exact")
     assert cell_status(result, "tflite-fp32") == (False, "Slice: input computed at run time",
                                                   "Slice: input computed at run time")
-    assert reason_key("node 'conv_12' has 3 inputs") == reason_key("node 'add_7' has 2 inputs")
+    assert reason_key("node 'conv_12' failed at 3.25 dB") == reason_key("node 'add_7' failed at 1.5 dB")
+    assert reason_key("Slice_12 failed") == reason_key("Slice_3 failed")
+    assert reason_key("SQNR below the 30 dB floor") != reason_key("SQNR below the 20 dB floor")
