@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from qconvert.backends.hardware import physical_cores
 from qconvert.backends.measure import Measurement, RunSettings, measure_in_child
+from qconvert.backends.ports import io_contract
 from qconvert.backends.targets import EmitOptions, Target, resolve_targets
 from qconvert.converters import load_source
 from qconvert.converters.input_spec import parse_input_shapes
@@ -237,11 +238,11 @@ def _convert_target(target: Target, job: _Job) -> tuple[Row, list[np.ndarray] | 
     path = job.out / artifact_name(job.stem, target)
     began = time.perf_counter()
     try:
+        emitted = job.qdq_graph if target.quantization == "static" else job.graph
         with atomic_path(path) as tmp:
-            facts = target.emit(job.qdq_graph if target.quantization == "static" else job.graph, tmp,
-                                job.emit_options) or {}
-            if facts.get("io"):  # an integer artifact's I/O contract, beside it, with it
-                _write_io_contract(path, facts["io"])
+            facts = target.emit(emitted, tmp, job.emit_options) or {}
+            # The artifact's I/O contract (order, names, layouts, integer scales), beside it, with it.
+            _write_io_contract(path, io_contract(emitted, facts))
     except Exception as error:  # one target failing must not stop the others
         row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
         return row, None, {}
@@ -268,7 +269,8 @@ def _convert_target(target: Target, job: _Job) -> tuple[Row, list[np.ndarray] | 
 
 
 def _write_io_contract(artifact: Path, io: dict) -> None:
-    """`<artifact>.io.json`: the scales and zero points a device-side caller quantizes and dequantizes with."""
+    """`<artifact>.io.json`: the inputs and outputs in order, with the names, layouts, dtypes and (integer
+    I/O) the scales and zero points a device-side caller reads, quantizes and dequantizes with."""
     with atomic_path(artifact.with_name(artifact.name + ".io.json")) as tmp:
         tmp.write_text(json.dumps(io, indent=2))
 
