@@ -155,7 +155,23 @@ class EmitContext:
         value = self.static(index)
         if value is not None:
             return narrow(np.asarray(value).astype(np.int64)).reshape(-1)
-        return tf.reshape(tf.cast(self.plain(index), tf.int32), [-1])
+        # No cast or reshape where none is needed: TF's shape inference reads through Pack/Concat.
+        vector = self.plain(index)
+        vector = vector if vector.dtype == tf.int32 else tf.cast(vector, tf.int32)
+        return vector if len(vector.shape) == 1 else tf.reshape(vector, [-1])
+
+    def elements(self, index: int) -> list:
+        """A 1-D integer input element by element: ints where TF knows them, scalar tensors elsewhere."""
+        vector = self.vector(index)
+        if isinstance(vector, np.ndarray):
+            return [int(v) for v in vector]
+        from tensorflow.python.framework import tensor_util
+
+        try:
+            known = tensor_util.constant_value_as_shape(vector).as_list()
+        except ValueError:
+            known = [None] * int(vector.shape[0])
+        return [d if d is not None else vector[i] for i, d in enumerate(known)]
 
     def ir_dims(self, index: int = 0) -> list:
         """The input's IR dims: ints where static, int32 scalar tensors where known only at run time."""

@@ -147,6 +147,15 @@ def check_dtypes(node: ir.Node, inputs: list[Held | None], target: str) -> None:
                                      f"{value.dtype.name.lower()} output: no TFLite tensor type carries it")
 
 
+def _check_not_empty(model: ir.Model, held: Held, name: str, target: str) -> None:
+    """LiteRT cannot hand back a tensor without elements: an output known to be empty is refused."""
+    shape = list(held.tensor.shape) if held.is_const else held.tensor.shape.as_list()
+    if 0 in shape:
+        producer = next((v.producer() for v in model.graph.outputs if v.name == name), None)
+        raise UnsupportedOpError(producer.op_type if producer else "Identity", (producer.name or "") if producer else "",
+                                 target, "an empty output tensor (LiteRT returns none)")
+
+
 def build_program(model: ir.Model, io_layout: str | None, target: str) -> Program:
     supported_ops()  # imports every op family
     _check_io_dtypes(model, target)
@@ -165,6 +174,7 @@ def build_program(model: ir.Model, io_layout: str | None, target: str) -> Progra
             emit_node(node, values, target, opset)
         results = {}
         for port in outputs:
+            _check_not_empty(model, values.held[port.name], port.name, target)
             _settle_output(port, values.held[port.name].rank, io_layout)
             # tf.identity keeps two outputs of one tensor apart.
             results[port.signature] = tf.identity(values.arrange(port.name, port.perm))

@@ -26,7 +26,9 @@ NUMERIC = frozenset({"float32", "int32"})
 COMPARABLE = frozenset({"float32", "int32", "int16"})
 LOGICAL = frozenset({"bool"})
 # Data movement (reshape, transpose, concat, gather, slice, pad...) and SELECT.
-MOVABLE = frozenset({"float32", "int32", "bool", "int8", "uint8", "int16"})
+MOVABLE = frozenset({"float32", "int32", "bool"})
+# Pure reshapes, gathers and slices also move 8-bit integers.
+BYTES = MOVABLE | {"int8", "uint8"}
 # What CAST converts between (and what an artifact's inputs and outputs can be).
 CASTABLE = frozenset({"float32", "int32", "bool", "int8", "uint8", "int16", "uint16", "uint32", "float16"})
 

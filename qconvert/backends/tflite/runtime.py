@@ -28,12 +28,12 @@ class LiteRTSession:
         io = facts.get("io") or {}
         self.input_quant = {p["signature"]: p for p in io.get("inputs", []) if p.get("scale")}
         self.output_quant = {p["signature"]: p for p in io.get("outputs", []) if p.get("scale")}
-        self.shapes: dict[str, tuple] = {}
+        self.shapes: dict[str, tuple] | None = None  # allocated on the first run, inputs or not
 
     def prepare(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prepared = {}
         for port in self.inputs:
-            array = np.asarray(feeds[port["name"]])
+            array = as_array(feeds[port["name"]])
             if port.get("perm") and array.ndim == len(port["perm"]):
                 array = np.transpose(array, port["perm"])
             index = self.input_index[port["signature"]]
@@ -69,6 +69,15 @@ class LiteRTSession:
                 array = array.astype(port["ir_dtype"])  # int64 outputs were carried as int32
             finished.append(array)
         return finished
+
+
+def as_array(value) -> np.ndarray:
+    """A feed as NumPy; ONNX TensorProtos (how the ONNX node tests store some values) are read as such."""
+    if hasattr(value, "SerializeToString") and hasattr(value, "data_type"):
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(value)
+    return np.asarray(value)
 
 
 def quantize(array: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:

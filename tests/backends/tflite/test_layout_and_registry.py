@@ -93,8 +93,9 @@ def test_unsupported_op_names_op_node_and_target(tmp_path):
 
 
 def test_unsupported_attribute_is_named(tmp_path):
-    body = """g (float[N, 4, 5, 5] x) => (float[N, 4, 5, 5] y) { y = Resize <mode = "cubic"> (x, , s) }"""
-    with pytest.raises(UnsupportedOpError, match="Resize .mode cubic."):
+    body = """g (float[N, 4, 5, 5] x) => (float[N, 4, 5, 5] y) {
+        y = Resize <mode = "cubic", coordinate_transformation_mode = "tf_crop_and_resize"> (x, , s) }"""
+    with pytest.raises(UnsupportedOpError, match="Resize .tf_crop_and_resize."):
         check(model(body.replace("(x, , s)", "(x, , s)").replace("float[N, 4, 5, 5] x)",
                                                                   "float[N, 4, 5, 5] x, float[4] s)"),
                     {"s": np.array([1, 1, 2, 2], np.float32)}), tmp_path)

@@ -3,9 +3,12 @@
 from qconvert.backends.tflite.ops import (  # noqa: F401
     activation,
     conv,
+    einsum,
     elementwise,
     linear,
     normalization,
+    indexing,
+    pad,
     pool,
     qdq,
     reduce,

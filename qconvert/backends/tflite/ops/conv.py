@@ -8,7 +8,7 @@ import tensorflow as tf
 from qconvert.backends.tflite import layout
 from qconvert.backends.tflite.context import EmitContext
 from qconvert.backends.tflite.ops.common import onnx_pads, pad_spatial, padding_mode
-from qconvert.backends.tflite.registry import emits
+from qconvert.backends.tflite.registry import FLOAT, emits
 
 
 def _as_2d(ctx: EmitContext, weights: np.ndarray) -> tuple[tf.Tensor, np.ndarray, bool]:
@@ -20,6 +20,41 @@ def _as_2d(ctx: EmitContext, weights: np.ndarray) -> tuple[tf.Tensor, np.ndarray
     if rank == 3:
         return tf.expand_dims(x, 1), weights[:, :, None, :], True
     return x, weights, False
+
+
+def _weights(ctx: EmitContext) -> np.ndarray:
+    weights = ctx.static(1)
+    if weights is None:
+        raise ctx.unsupported("weights must be constants (TFLite's conv kernels take constant filters)")
+    return weights
+
+
+def _bias(ctx: EmitContext):
+    if not ctx.has_input(2):
+        return None
+    bias = ctx.static(2)
+    return bias.astype(np.float32) if bias is not None else tf.cast(ctx.plain(2), tf.float32)
+
+
+def _conv3d(ctx: EmitContext, weights: np.ndarray) -> None:
+    """CONV_3D on N, D, H, W, C (TFLite's 3-D kernel takes no groups)."""
+    if int(ctx.attr("group", 1)) != 1:
+        raise ctx.unsupported("grouped 3-D convolution")
+    x = ctx.channels_last(0)
+    kernel = list(weights.shape[2:])
+    strides = list(ctx.attr("strides", [1, 1, 1]))
+    dilations = list(ctx.attr("dilations", [1, 1, 1]))
+    sizes = x.shape.as_list()[1:4]
+    pads = onnx_pads(ctx, sizes, kernel, strides, dilations)
+    padding = padding_mode(pads, sizes, kernel, strides, dilations)
+    if padding is None:
+        x, padding = pad_spatial(x, pads), "VALID"
+    y = tf.nn.conv3d(x, weights.transpose(2, 3, 4, 1, 0).astype(np.float32), [1, *strides, 1], padding,
+                     dilations=[1, *dilations, 1])
+    bias = _bias(ctx)
+    if bias is not None:
+        y = y + bias
+    ctx.set(y, layout.channels_last(5))
 
 
 def _spatial(ctx: EmitContext, name: str, default: int, one_d: bool) -> list[int]:
@@ -36,11 +71,14 @@ def _pads(ctx: EmitContext, x: tf.Tensor, kernel, strides, dilations, one_d: boo
     return pads, sizes
 
 
-@emits("Conv")
+@emits("Conv", dtypes=FLOAT)
 def conv(ctx: EmitContext) -> None:
-    weights = ctx.const(1, "weights")
+    weights = _weights(ctx)
+    if ctx.rank(0) == 5:
+        _conv3d(ctx, weights)
+        return
     x, weights, one_d = _as_2d(ctx, weights)
-    bias = ctx.const_or_none(2, "bias")
+    bias = _bias(ctx)
     group = int(ctx.attr("group", 1))
     kernel = list(weights.shape[2:])
     strides = _spatial(ctx, "strides", 1, one_d)
@@ -66,7 +104,7 @@ def conv(ctx: EmitContext) -> None:
         y = tf.concat([tf.nn.conv2d(p, f, strides, padding, dilations=dilations)
                        for p, f in zip(parts, filters)], axis=3)
     if bias is not None:
-        y = tf.nn.bias_add(y, bias.astype(np.float32))
+        y = tf.nn.bias_add(y, bias)
     if one_d:
         y = tf.squeeze(y, [1])
     ctx.set(y, layout.channels_last(ctx.rank(0)))
@@ -99,15 +137,46 @@ def _transpose_pads(ctx: EmitContext, sizes, kernel, strides, one_d: bool) -> tu
     return pads, output_padding
 
 
-@emits("ConvTranspose")
+def dilate_kernel(weights: np.ndarray, dilations) -> np.ndarray:
+    """A transposed conv's dilated kernel written out with zeros between the taps (exactly the same sums)."""
+    for axis, d in enumerate(dilations):
+        if d > 1:
+            size = weights.shape[2 + axis]
+            shape = list(weights.shape)
+            shape[2 + axis] = (size - 1) * d + 1
+            spread = np.zeros(shape, weights.dtype)
+            index = [slice(None)] * weights.ndim
+            index[2 + axis] = slice(None, None, d)
+            spread[tuple(index)] = weights
+            weights = spread
+    return weights
+
+
+@emits("ConvTranspose", dtypes=FLOAT)
 def conv_transpose(ctx: EmitContext) -> None:
-    weights = ctx.const(1, "weights")  # C_in, C_out / group, kH, kW
-    x, weights, one_d = _as_2d(ctx, weights)
-    bias = ctx.const_or_none(2, "bias")
-    if int(ctx.attr("group", 1)) != 1:
-        raise ctx.unsupported("group > 1")
-    if any(d != 1 for d in ctx.attr("dilations", [1])):
-        raise ctx.unsupported("dilations > 1")
+    weights = _weights(ctx)  # C_in, C_out / group, kH, kW
+    if ctx.rank(0) not in (3, 4):
+        raise ctx.unsupported(f"{ctx.rank(0) - 2}-D transposed convolution")
+    weights = dilate_kernel(weights, list(ctx.attr("dilations", [1] * (ctx.rank(0) - 2))))
+    group = int(ctx.attr("group", 1))
+    if group > 1:
+        # One transposed convolution per group, concatenated on channels.
+        c_in = weights.shape[0] // group
+        x = ctx.channels_last(0)
+        parts = tf.split(x, group, axis=-1)
+        outputs = [_conv_transpose(ctx, part, weights[g * c_in:(g + 1) * c_in], None) for g, part in enumerate(parts)]
+        y = tf.concat(outputs, axis=-1)
+        bias = _bias(ctx)
+        ctx.set(y + bias if bias is not None else y, layout.channels_last(ctx.rank(0)))
+        return
+    ctx.set(_conv_transpose(ctx, ctx.channels_last(0), weights, _bias(ctx)), layout.channels_last(ctx.rank(0)))
+
+
+def _conv_transpose(ctx: EmitContext, x: tf.Tensor, weights: np.ndarray, bias) -> tf.Tensor:
+    """One group's transposed convolution of channels-last ``x`` (weights C_in, C_out, k...)."""
+    one_d = ctx.rank(0) == 3
+    if one_d:
+        x, weights = tf.expand_dims(x, 1), weights[:, :, None, :]
     kernel = list(weights.shape[2:])
     strides = _spatial(ctx, "strides", 1, one_d)
     sizes = x.shape.as_list()[1:3]
@@ -134,10 +203,10 @@ def conv_transpose(ctx: EmitContext) -> None:
         if padding == "VALID" and wanted != full:
             y = y[:, pads[0][0]:pads[0][0] + wanted[0], pads[1][0]:pads[1][0] + wanted[1], :]
         if bias is not None:
-            y = tf.nn.bias_add(y, bias.astype(np.float32))
+            y = tf.nn.bias_add(y, bias)
     if one_d:
         y = tf.squeeze(y, [1])
-    ctx.set(y, layout.channels_last(ctx.rank(0)))
+    return y
 
 
 def _tf_same_transpose_pads(kernel, strides) -> list[tuple[int, int]]:
@@ -155,5 +224,5 @@ def _unfold_transposed(x: tf.Tensor, weights: np.ndarray, kernel, bias) -> tf.Te
     matrix = weights.transpose(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
     y = tf.nn.conv2d(x, matrix.reshape(1, 1, c_in, kh * kw * c_out), 1, "VALID")
     if bias is not None:
-        y = tf.nn.bias_add(y, np.tile(bias.astype(np.float32), kh * kw))
+        y = tf.nn.bias_add(y, np.tile(bias, kh * kw) if isinstance(bias, np.ndarray) else tf.tile(bias, [kh * kw]))
     return tf.nn.depth_to_space(y, kh)

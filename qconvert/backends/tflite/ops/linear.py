@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from qconvert.backends.tflite import layout
 from qconvert.backends.tflite.context import EmitContext
-from qconvert.backends.tflite.registry import emits
+from qconvert.backends.tflite.registry import FLOAT, emits
 
 
 def _operand(ctx: EmitContext, index: int) -> tuple[tf.Tensor, bool]:
@@ -27,7 +27,7 @@ def _dense_weights(ctx: EmitContext, weights: np.ndarray) -> np.ndarray:
     return weights if columns is None else weights[columns]
 
 
-@emits("Gemm")
+@emits("Gemm", dtypes=FLOAT)
 def gemm(ctx: EmitContext) -> None:
     alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
     trans_a, trans_b = bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0))
@@ -54,7 +54,7 @@ def gemm(ctx: EmitContext) -> None:
     ctx.set(y)
 
 
-@emits("MatMul")
+@emits("MatMul", dtypes=FLOAT)
 def matmul(ctx: EmitContext) -> None:
     a_rank, b_rank = ctx.rank(0), ctx.rank(1)
     a, trans_a = _operand(ctx, 0) if a_rank >= 2 else (ctx.plain(0), False)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from qconvert.backends.tflite import layout
 from qconvert.backends.tflite.context import EmitContext
 from qconvert.backends.tflite.ops.common import onnx_pads, pad_spatial, padding_mode
-from qconvert.backends.tflite.registry import emits
+from qconvert.backends.tflite.registry import FLOAT, emits
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _ceil_extra(size: int, kernel: int, stride: int, begin: int, end: int) -> in
     return max((out - 1) * stride + kernel - (size + begin + end), 0)
 
 
-@emits("MaxPool")
+@emits("MaxPool", dtypes=FLOAT)
 def max_pool(ctx: EmitContext) -> None:
     if ctx.output_count > 1:
         raise ctx.unsupported("Indices output")
@@ -75,7 +75,7 @@ def max_pool(ctx: EmitContext) -> None:
     _set(ctx, tf.nn.max_pool2d(x, w.kernel, w.strides, padding), w)
 
 
-@emits("AveragePool")
+@emits("AveragePool", dtypes=FLOAT)
 def average_pool(ctx: EmitContext) -> None:
     w = _window(ctx)
     include_pad = bool(ctx.attr("count_include_pad", 0))
@@ -114,11 +114,36 @@ def _global(ctx: EmitContext, reduce) -> None:
     ctx.set(reduce(x, list(range(1, rank - 1)), keepdims=True), layout.channels_last(rank))
 
 
-@emits("GlobalAveragePool")
+@emits("GlobalAveragePool", dtypes=FLOAT)
 def global_average_pool(ctx: EmitContext) -> None:
     _global(ctx, tf.reduce_mean)
 
 
-@emits("GlobalMaxPool")
+@emits("GlobalMaxPool", dtypes=FLOAT)
 def global_max_pool(ctx: EmitContext) -> None:
     _global(ctx, tf.reduce_max)
+
+
+@emits("GlobalLpPool", dtypes=FLOAT)
+def global_lp_pool(ctx: EmitContext) -> None:
+    p = float(ctx.attr("p", 2))
+    _global(ctx, lambda x, axes, keepdims: tf.pow(tf.reduce_sum(tf.pow(tf.abs(x), p), axes, keepdims=keepdims),
+                                                   np.float32(1 / p)))
+
+
+@emits("LpPool", dtypes=FLOAT)
+def lp_pool(ctx: EmitContext) -> None:
+    """(sum over the window of |x|^p)^(1/p): an average pool of |x|^p times the window's area."""
+    if ctx.attr("ceil_mode", 0):
+        raise ctx.unsupported("ceil_mode")
+    w = _window(ctx)
+    p = float(ctx.attr("p", 2))
+    powered = tf.pow(tf.abs(w.x), np.float32(p))
+    padding = padding_mode(w.pads, w.sizes, w.kernel, w.strides, [1, 1])
+    if padding is None:
+        powered, padding = pad_spatial(powered, w.pads), "VALID"
+    elif padding == "SAME":
+        powered, padding = pad_spatial(powered, w.pads), "VALID"  # zeros count: sums, not averages
+    area = np.float32(w.kernel[0] * w.kernel[1])
+    y = tf.nn.avg_pool2d(powered, w.kernel, w.strides, padding) * area
+    _set(ctx, tf.pow(y, np.float32(1 / p)), w)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from qconvert.backends.tflite import layout
 from qconvert.backends.tflite.context import EmitContext
-from qconvert.backends.tflite.registry import emits
+from qconvert.backends.tflite.registry import BYTES, emits
 
 
 def _dynamic_dims(tensor: tf.Tensor) -> list:
@@ -82,14 +82,31 @@ def _flatten_channels_last(ctx: EmitContext) -> bool:
     return True
 
 
-@emits("Reshape")
+def _reshape_at_run_time(ctx: EmitContext, allow_zero: bool) -> None:
+    """A shape computed at run time; its 0s copy the input's dims (unless allowzero)."""
+    x = ctx.plain(0)
+    dims = ctx.vector(1)
+    length = dims.shape.as_list()[0]
+    if not allow_zero:
+        if length is None:
+            raise ctx.unsupported("a shape of unknown length")
+        source = tf.shape(x)
+        rank = ctx.rank(0)
+        copied = tf.concat([source[:min(length, rank)], tf.zeros([max(length - rank, 0)], tf.int32)], 0)
+        dims = tf.where(tf.equal(dims, 0), copied, dims)
+    ctx.set(tf.reshape(x, dims))
+
+
+@emits("Reshape", dtypes=BYTES)
 def reshape(ctx: EmitContext) -> None:
     allow_zero = bool(ctx.attr("allowzero", 0))
-    if not ctx.held(1).is_const:
-        ctx.set(tf.reshape(ctx.plain(0), tf.cast(ctx.plain(1), tf.int32)))
+    if ctx.static(1) is None:
+        _reshape_at_run_time(ctx, allow_zero)
         return
     held = ctx.held(0)
-    dims = [int(d) for d in ctx.const(1, "shape")]
+    dims = [int(d) for d in ctx.static(1)]
+    if allow_zero and 0 in dims:
+        raise ctx.unsupported("an empty result (allowzero with a 0 dim)")
     rest = ctx.ir_shape(0)[1:]
     size = int(np.prod(rest)) if rest and None not in rest else None
     keeps_batch = dims[0] == -1 or (dims[0] == 0 and not allow_zero) if dims else False
@@ -116,7 +133,7 @@ def _product(dims: list):
     return result
 
 
-@emits("Flatten")
+@emits("Flatten", dtypes=BYTES)
 def flatten(ctx: EmitContext) -> None:
     axis = layout.normalize_axis(int(ctx.attr("axis", 1)), ctx.rank(0))
     if axis == 1 and _flatten_channels_last(ctx):

@@ -8,12 +8,13 @@ import tensorflow as tf
 from qconvert.backends.tflite import layout
 from qconvert.backends.tflite.context import EmitContext, narrow
 from qconvert.backends.tflite.ops.common import aligned
-from qconvert.backends.tflite.registry import emits
+from qconvert.backends.tflite.ops.shape import held_vector
+from qconvert.backends.tflite.registry import BYTES, MOVABLE, emits
 
 INT32_MAX = 2**31 - 1
 
 
-@emits("Concat")
+@emits("Concat", dtypes=BYTES)
 def concat(ctx: EmitContext) -> None:
     indices = [i for i in range(len(ctx.node.inputs)) if ctx.has_input(i)]
     # Empty inputs (shape arithmetic leftovers) add nothing.
@@ -26,13 +27,17 @@ def concat(ctx: EmitContext) -> None:
     ctx.set(tf.concat(values, layout.held_axis(perm, axis)) if len(values) > 1 else tf.identity(values[0]), perm)
 
 
-@emits("Split")
+@emits("Split", dtypes=BYTES)
 def split(ctx: EmitContext) -> None:
     held = ctx.held(0)
     axis = layout.normalize_axis(int(ctx.attr("axis", 0)), held.rank)
     sizes = ctx.attr("split")
     if sizes is None and ctx.has_input(1):
-        sizes = ctx.const(1, "split").tolist()
+        sizes = ctx.vector(1)
+        if not isinstance(sizes, np.ndarray):
+            _split_at_run_time(ctx, sizes, axis)
+            return
+        sizes = sizes.tolist()
     parts = ctx.output_count
     if sizes is None:
         length = ctx.ir_shape(0)[axis]
@@ -45,14 +50,59 @@ def split(ctx: EmitContext) -> None:
         ctx.set(output, held.perm, index)
 
 
-@emits("Slice")
+def _split_at_run_time(ctx: EmitContext, sizes: tf.Tensor, axis: int) -> None:
+    """Sizes known only at run time: one STRIDED_SLICE per output between running offsets."""
+    held = ctx.held(0)
+    position = layout.held_axis(held.perm, axis)
+    x = ctx.tensor(0)
+    ends = tf.cumsum(sizes)
+    starts = ends - sizes
+    mask = ((1 << held.rank) - 1) & ~(1 << position)
+    for index in range(ctx.output_count):
+        begin = tf.one_hot(position, held.rank, on_value=starts[index], off_value=0, dtype=tf.int32)
+        end = tf.one_hot(position, held.rank, on_value=ends[index], off_value=0, dtype=tf.int32)
+        y = tf.strided_slice(x, begin, end, tf.ones([held.rank], tf.int32), begin_mask=mask, end_mask=mask)
+        ctx.set(y, held.perm, index)
+
+
+def _slice_at_run_time(ctx: EmitContext) -> None:
+    """Starts, ends or steps computed at run time: begin/end/stride vectors stacked in the held order."""
+    held = ctx.held(0)
+    rank = held.rank
+    starts, ends = ctx.vector(1), ctx.vector(2)
+    count = int(starts.shape[0])
+    axes = ctx.static(3) if ctx.has_input(3) else np.arange(count)
+    if axes is None:
+        raise ctx.unsupported("slice axes computed at run time")
+    steps = ctx.vector(4) if ctx.has_input(4) else np.ones(count, np.int32)
+    where = {layout.held_axis(held.perm, layout.normalize_axis(int(a), rank)): i for i, a in enumerate(axes)}
+    begin, end, stride, mask = [], [], [], 0
+    for position in range(rank):
+        i = where.get(position)
+        if i is None:
+            mask |= 1 << position
+            begin.append(0), end.append(0), stride.append(1)
+        else:
+            begin.append(starts[i]), end.append(ends[i]), stride.append(steps[i])
+    vectors = [tf.stack([tf.cast(v, tf.int32) for v in values]) for values in (begin, end, stride)]
+    ctx.set(tf.strided_slice(ctx.tensor(0), *vectors, begin_mask=mask, end_mask=mask), held.perm)
+
+
+@emits("Slice", dtypes=BYTES)
 def slice_op(ctx: EmitContext) -> None:
     held = ctx.held(0)
     rank = held.rank
-    starts = ctx.const(1, "starts").astype(np.int64).tolist()
-    ends = ctx.const(2, "ends").astype(np.int64).tolist()
-    axes = ctx.const(3, "axes").tolist() if ctx.has_input(3) else list(range(len(starts)))
-    steps = ctx.const(4, "steps").tolist() if ctx.has_input(4) else [1] * len(starts)
+    if ctx.opset < 10:  # attributes
+        starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
+        axes, steps = list(ctx.attr("axes", range(len(starts)))), [1] * len(starts)
+    elif any(ctx.has_input(i) and ctx.static(i) is None for i in (1, 2, 3, 4)):
+        _slice_at_run_time(ctx)
+        return
+    else:
+        starts = ctx.static(1).astype(np.int64).tolist()
+        ends = ctx.static(2).astype(np.int64).tolist()
+        axes = ctx.static(3).tolist() if ctx.has_input(3) else list(range(len(starts)))
+        steps = ctx.static(4).tolist() if ctx.has_input(4) else [1] * len(starts)
     begin, end, stride = [0] * rank, [0] * rank, [1] * rank
     begin_mask = end_mask = 0
     for position in range(rank):
@@ -72,7 +122,7 @@ def slice_op(ctx: EmitContext) -> None:
     ctx.set(y, held.perm)
 
 
-@emits("Gather")
+@emits("Gather", dtypes=BYTES)
 def gather(ctx: EmitContext) -> None:
     held = ctx.held(0)
     axis = layout.normalize_axis(int(ctx.attr("axis", 0)), held.rank)
@@ -88,6 +138,9 @@ def gather(ctx: EmitContext) -> None:
     else:
         indices = tf.cast(ctx.plain(1), tf.int32)
         index_rank = indices_held.rank
+        # Negative indices count from the end (GATHER takes none).
+        length = ctx.ir_dims(0)[axis]
+        indices = tf.where(indices < 0, indices + length, indices)
     if index_rank == 0:
         y = tf.gather(ctx.tensor(0), indices, axis=layout.held_axis(held.perm, axis))
         ctx.set(y, layout.drop_axes(held.perm, [axis]))
@@ -97,27 +150,36 @@ def gather(ctx: EmitContext) -> None:
         ctx.set(tf.gather(ctx.plain(0), indices, axis=axis))
 
 
-@emits("Tile")
+@emits("Tile", dtypes=MOVABLE)
 def tile(ctx: EmitContext) -> None:
     held = ctx.held(0)
-    repeats = ctx.const(1, "repeats").astype(np.int32)
-    ctx.set(tf.tile(ctx.tensor(0), [int(repeats[a]) for a in held.perm]), held.perm)
+    repeats = ctx.vector(1)
+    if isinstance(repeats, np.ndarray):
+        repeats = [int(r) for r in held_vector(repeats, held.perm)]
+    else:
+        repeats = held_vector(repeats, held.perm)  # the repeats of the IR axes, in the held order
+    ctx.set(tf.tile(ctx.tensor(0), repeats), held.perm)
 
 
-def _block_op(ctx: EmitContext, function) -> None:
+def _block_size(ctx: EmitContext) -> int:
     if ctx.rank(0) != 4:
         raise ctx.unsupported("rank != 4")
-    mode = ctx.text("mode", "DCR")
-    if mode != "DCR":
-        raise ctx.unsupported(f"mode {mode}")
-    ctx.set(function(ctx.channels_last(0), int(ctx.attr("blocksize"))), layout.channels_last(4))
+    return int(ctx.attr("blocksize"))
 
 
-@emits("DepthToSpace")
+@emits("DepthToSpace", dtypes=MOVABLE)
 def depth_to_space(ctx: EmitContext) -> None:
-    _block_op(ctx, tf.nn.depth_to_space)
+    block = _block_size(ctx)
+    x = ctx.channels_last(0)
+    if ctx.text("mode", "DCR") == "CRD":
+        # CRD reads channel c*b*b + i*b + j where DCR (TF's) reads (i*b + j)*C + c: regather the channels.
+        channels = ctx.ir_shape(0)[1]
+        out = channels // (block * block)
+        order = np.arange(channels).reshape(out, block * block).T.reshape(-1)
+        x = tf.gather(x, order.astype(np.int32), axis=3)
+    ctx.set(tf.nn.depth_to_space(x, block), layout.channels_last(4))
 
 
-@emits("SpaceToDepth")
+@emits("SpaceToDepth", dtypes=MOVABLE)
 def space_to_depth(ctx: EmitContext) -> None:
-    _block_op(ctx, tf.nn.space_to_depth)
+    ctx.set(tf.nn.space_to_depth(ctx.channels_last(0), _block_size(ctx)), layout.channels_last(4))
