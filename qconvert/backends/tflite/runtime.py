@@ -46,8 +46,10 @@ class LiteRTSession:
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         shapes = {name: array.shape for name, array in feeds.items()}
         if shapes != self.shapes:  # a new batch size: resize once, not per run
+            current = {d["index"]: tuple(d["shape"]) for d in self.interpreter.get_input_details()}
             for name, shape in shapes.items():
-                self.interpreter.resize_tensor_input(self.input_index[name], shape, strict=False)
+                if current.get(self.input_index[name]) != tuple(shape):  # a scalar is not resized to rank 1
+                    self.interpreter.resize_tensor_input(self.input_index[name], shape, strict=False)
             self.interpreter.allocate_tensors()
             self.shapes = shapes
         for name, array in feeds.items():

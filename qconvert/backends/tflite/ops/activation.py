@@ -17,7 +17,9 @@ def _f(value: float) -> np.float32:
 
 def _softplus(x: tf.Tensor) -> tf.Tensor:
     """log(1 + exp(x)) without overflow: relu(x) + log(1 + exp(-|x|))."""
-    return tf.nn.relu(x) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
+    t = tf.exp(-tf.abs(x))
+    # log(1 + t) loses t's digits when t is tiny; there log(1 + t) = t - t²/2 to float precision.
+    return tf.nn.relu(x) + tf.where(t < 1e-3, t - 0.5 * t * t, tf.math.log(1.0 + t))
 
 
 def _root_of_one_minus_square(x: tf.Tensor) -> tf.Tensor:
@@ -59,21 +61,6 @@ def unary(ctx: EmitContext) -> None:
 @emits(*INTEGER_TOO, dtypes=NUMERIC)
 def unary_numeric(ctx: EmitContext) -> None:
     _same_layout(ctx, INTEGER_TOO[ctx.op_type])
-
-
-@emits("IsInf", dtypes=FLOAT)
-def is_inf(ctx: EmitContext) -> None:
-    positive, negative = int(ctx.attr("detect_positive", 1)), int(ctx.attr("detect_negative", 1))
-    x = ctx.tensor(0)
-    if positive and negative:
-        y = tf.equal(tf.abs(x), _f(np.inf))
-    elif positive:
-        y = tf.equal(x, _f(np.inf))
-    elif negative:
-        y = tf.equal(x, _f(-np.inf))
-    else:
-        y = tf.zeros_like(x, dtype=tf.bool)
-    ctx.set(y, ctx.perm(0))
 
 
 def _elu_like(x: tf.Tensor, alpha: float, scale: float = 1.0) -> tf.Tensor:

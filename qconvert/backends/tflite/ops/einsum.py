@@ -63,6 +63,8 @@ def _arrange(x: tf.Tensor, term: str, order: str) -> tf.Tensor:
 def einsum(ctx: EmitContext) -> None:
     count = ctx.input_count
     terms, output = _parse(ctx, count)
+    if not output:
+        raise ctx.unsupported("a scalar result")
     if count == 1:
         x, term = _sum_own(ctx.plain(0), terms[0], set(output))
         ctx.set(_arrange(x, term, output))

@@ -29,7 +29,7 @@ def _input(ctx: EmitContext, index: int):
 
 @emits("BatchNormalization", dtypes=FLOAT)
 def batch_norm(ctx: EmitContext) -> None:
-    if ctx.output_count > 1 and any(v is not None and v.uses() for v in ctx.node.outputs[1:]):
+    if ctx.output_count > 1 and any(v is not None and (v.uses() or v.is_graph_output()) for v in ctx.node.outputs[1:]):
         raise ctx.unsupported("training-mode outputs")
     if ctx.attr("training_mode", 0):
         raise ctx.unsupported("training mode")
@@ -52,7 +52,7 @@ def batch_norm(ctx: EmitContext) -> None:
 
 @emits("LayerNormalization", dtypes=FLOAT)
 def layer_norm(ctx: EmitContext) -> None:
-    if ctx.output_count > 1 and any(v is not None and v.uses() for v in ctx.node.outputs[1:]):
+    if ctx.output_count > 1 and any(v is not None and (v.uses() or v.is_graph_output()) for v in ctx.node.outputs[1:]):
         raise ctx.unsupported("mean/inv_std_dev outputs")
     rank = ctx.rank(0)
     axis = layout.normalize_axis(int(ctx.attr("axis", -1)), rank)

@@ -92,6 +92,8 @@ def _slice_at_run_time(ctx: EmitContext) -> None:
 def slice_op(ctx: EmitContext) -> None:
     held = ctx.held(0)
     rank = held.rank
+    if rank > 5:
+        raise ctx.unsupported(f"rank {rank} (STRIDED_SLICE takes at most 5 dims)")
     if ctx.opset < 10:  # attributes
         starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
         axes, steps = list(ctx.attr("axes", range(len(starts)))), [1] * len(starts)
