@@ -243,6 +243,49 @@ def _port_perm(ir_layout: str, wanted: str | None) -> tuple[tuple[int, ...] | No
     return (TO_NHWC if ir_layout == "NCHW" else TO_NCHW), wanted.upper()
 
 
+# Shape arithmetic on values known at emit time is computed at emit time (by onnx's reference
+# implementation), so Shape -> Gather -> Concat -> Reshape of static dims stays static code.
+FOLDABLE = {"Gather", "Concat", "Slice", "Squeeze", "Unsqueeze", "Reshape", "Cast", "Add", "Sub", "Mul", "Div",
+            "Equal", "Where", "Identity", "Expand", "ReduceProd", "Max", "Min", "Neg", "Abs", "Range",
+            "ConstantOfShape", "Shape", "Size", "Floor", "Ceil", "Not", "Less", "Greater", "Flatten", "Transpose"}
+FOLD_LIMIT = 4096  # elements: constants above it stay buffers computed by the program
+
+
+def _fold(b: Builder, node: ir.Node) -> bool:
+    if node.op_type not in FOLDABLE or node.domain not in ("", "ai.onnx") or node.op_type in ("Shape", "Size"):
+        return False
+    arrays = [b.const(v) if v is not None else None for v in node.inputs]
+    if any(v is not None and a is None for v, a in zip(node.inputs, arrays)) or not any(
+            a is not None for a in arrays):
+        return False
+    if sum(a.size for a in arrays if a is not None) > FOLD_LIMIT:
+        return False
+    if any(a.dtype == object or a.dtype.kind in "SUV" for a in arrays if a is not None):
+        return False
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    proto = ir.serde.serialize_node(node)
+    names = [f"i{i}" if v is not None else "" for i, v in enumerate(node.inputs)]
+    outs = [f"o{i}" for i in range(len(node.outputs))]
+    del proto.input[:], proto.output[:]
+    proto.input.extend(names)
+    proto.output.extend(outs)
+    graph = onnx.helper.make_graph(
+        [proto], "fold",
+        [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+         for n, a in zip(names, arrays) if n],
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in outs])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", b.opset)])
+    try:
+        results = ReferenceEvaluator(model).run(None, {n: a for n, a in zip(names, arrays) if n})
+    except Exception:  # noqa: BLE001  (the emitter then computes it in the program)
+        return False
+    for value, result in zip(node.outputs, results):
+        b.consts[value.name] = np.asarray(result)
+    return True
+
+
 def _check_dtypes(b: Builder, node: ir.Node) -> None:
     """Refuse a node whose tensors torch cannot hold or compute with (float8, int4, strings, uint16+ math)."""
     for value in list(node.inputs) + list(node.outputs):
@@ -294,6 +337,8 @@ def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = No
         if emitter is None or node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(node.op_type, node.name or "", target)
         _check_dtypes(b, node)
+        if mode != "int8" and _fold(b, node):
+            continue
         if mode == "int8" and any(b.quant(v) for v in node.inputs):
             b.count(b.float_fallbacks, node.op_type)
         results = emitter(b, node)

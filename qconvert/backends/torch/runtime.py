@@ -38,7 +38,8 @@ class TorchSession:
             array = np.asarray(feeds[name])
             if perms.get(name) and array.ndim == len(perms[name]):
                 array = np.transpose(array, perms[name])
-            prepared.append(self.torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device))
+            # np.ascontiguousarray makes a 0-d array 1-d: keep scalars scalars
+            prepared.append(self.torch.from_numpy(np.ascontiguousarray(array).reshape(array.shape)).to(self.torch_device))
         return prepared
 
     def run(self, feeds) -> list[np.ndarray]:

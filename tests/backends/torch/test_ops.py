@@ -88,8 +88,16 @@ def test_op_matches_onnxruntime(case, tmp_path):
 def test_unsupported_op_names_op_and_target(tmp_path):
     from qconvert.errors import UnsupportedOpError
 
-    model = parse(graph("y = Hardmax (x)", "float[N, 4] x", "float[N, 4] y"))
-    with pytest.raises(UnsupportedOpError, match="Hardmax.*torch-fp32"):
+    model = parse(graph("y, i, inv, c = Unique (x)", "float[N] x", "float[M] y, int64[M] i, int64[N] inv, int64[M] c"))
+    with pytest.raises(UnsupportedOpError, match="Unique.*torch-fp32"):
+        emit_and_run(model, "torch-fp32", random_inputs(model), tmp_path)
+
+
+def test_refusal_gives_its_reason(tmp_path):
+    from qconvert.errors import UnsupportedOpError
+
+    model = parse(graph("y = Dropout (x, r, t)", "float[N, 4] x, bool t", "float[N, 4] y", "float r = {0.5}"))
+    with pytest.raises(UnsupportedOpError, match=r"Dropout \(training-mode Dropout is random\)"):
         emit_and_run(model, "torch-fp32", random_inputs(model), tmp_path)
 
 

@@ -172,13 +172,18 @@ def global_pool(b, node):
     return b.call(torch.amax, x, dims, keepdim=True)
 
 
-def max_unpool(x: Tensor, indices: Tensor, out_shape: List[int]) -> Tensor:
-    """Indices are into the whole output flattened (as MaxPool's second output counts them)."""
+def max_unpool(x: Tensor, indices: Tensor, shape: List[int], out_shape: List[int]) -> Tensor:
+    """Indices are into the unpooled tensor flattened (as MaxPool's second output counts them); a larger
+    output_shape pads its ends with zeros, as the reference does."""
     total = 1
-    for d in out_shape:
+    for d in shape:
         total *= d
     out = torch.zeros(total, dtype=x.dtype, device=x.device)
-    return out.scatter(0, indices.reshape(-1), x.reshape(-1)).reshape(out_shape)
+    out = out.scatter(0, indices.reshape(-1), x.reshape(-1)).reshape(shape)
+    pads: List[int] = []
+    for i in range(len(shape) - 1, -1, -1):
+        pads += [0, out_shape[i] - shape[i]]
+    return F.pad(out, pads)
 
 
 def _unpool_shape(x: Tensor, kernel: List[int], stride: List[int], pads: List[int]) -> List[int]:
@@ -196,5 +201,6 @@ def max_unpool_op(b, node):
     strides = list(b.attr(node, "strides", [1] * n))
     pads = list(b.attr(node, "pads", [0] * (2 * n)))
     x = b.input(node, 0)
-    shape = b.ints_or_node(node, 2) if b.has(node, 2) else b.call(_unpool_shape, x, kernel, strides, pads)
-    return b.call(max_unpool, x, b.input(node, 1), shape)
+    shape = b.call(_unpool_shape, x, kernel, strides, pads)
+    out_shape = b.ints_or_node(node, 2) if b.has(node, 2) else shape
+    return b.call(max_unpool, x, b.input(node, 1), shape, out_shape)

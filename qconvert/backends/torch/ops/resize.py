@@ -12,7 +12,7 @@ implementation's, onnx.reference.ops.op_resize), applied axis by axis as the ref
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -32,90 +32,154 @@ def apply_weights(x: Tensor, weights: Tensor, axis: int) -> Tensor:
     return torch.movedim(torch.matmul(torch.movedim(x, axis, -1), weights.t()), -1, axis)
 
 
-def _coordinates(coord: str, out: int, size: int, scale: float, roi: tuple[float, float] | None) -> np.ndarray:
-    y = np.arange(out, dtype=np.float64)
+def _coordinates(coord: str, out: int, size: int, scale: float, roi0: float, roi1: float) -> Tensor:
+    y = torch.arange(out, dtype=torch.float64)
     width = scale * size
     if coord == "align_corners":
-        return np.zeros(out) if width == 1 else y * (size - 1) / (width - 1)
+        return torch.zeros(out, dtype=torch.float64) if width == 1 else y * (size - 1) / (width - 1)
     if coord == "asymmetric":
         return y / scale
     if coord == "tf_crop_and_resize":
         if width == 1:
-            x = np.full(out, (roi[1] - roi[0]) * (size - 1) / 2)
+            x = torch.full([out], (roi1 - roi0) * (size - 1) / 2, dtype=torch.float64)
         else:
-            x = y * (roi[1] - roi[0]) * (size - 1) / (width - 1)
-        return x + roi[0] * (size - 1)
-    if coord == "pytorch_half_pixel":
-        return np.full(out, -0.5) if width == 1 else (y + 0.5) / scale - 0.5
-    if coord == "half_pixel":
-        return (y + 0.5) / scale - 0.5
+            x = y * (roi1 - roi0) * (size - 1) / (width - 1)
+        return x + roi0 * (size - 1)
+    if coord == "pytorch_half_pixel" and width == 1:
+        return torch.full([out], -0.5, dtype=torch.float64)
     if coord == "half_pixel_symmetric":
-        offset = size / 2 * (1 - out / width)
-        return offset + (y + 0.5) / scale - 0.5
-    raise ValueError(coord)
+        return size / 2 * (1 - out / width) + (y + 0.5) / scale - 0.5
+    return (y + 0.5) / scale - 0.5  # half_pixel, pytorch_half_pixel
 
 
-def _coefficients(mode: str, ratio: float, scale: float, a: float, antialias: bool, nearest: str) -> np.ndarray:
+def _cubic(v: Tensor, a: float) -> Tensor:
+    v = v.abs()
+    inner = (a + 2) * v ** 3 - (a + 3) * v ** 2 + 1
+    outer = a * v ** 3 - 5 * a * v ** 2 + 8 * a * v - 4 * a
+    return torch.where(v <= 1, inner, torch.where(v < 2, outer, torch.zeros_like(v)))
+
+
+def _coefficients(mode: str, r: Tensor, scale: float, a: float, antialias: bool, nearest: str) -> Tensor:
+    """(out, n) weights of the n neighbours of each output position; r in (0, 1], 1 on exact integers."""
     if mode == "nearest":
-        if ratio == 1 or float(ratio).is_integer():
-            return np.array([0.0, 1.0])
-        up = {"round_prefer_floor": ratio > 0.5, "round_prefer_ceil": ratio >= 0.5, "floor": False,
-              "ceil": True}[nearest]
-        return np.array([0.0, 1.0]) if up else np.array([1.0, 0.0])
-    if mode == "linear" and not antialias:
-        return np.array([1 - ratio, ratio])
-    if mode == "linear":
-        s = min(scale, 1.0)
-        start = int(np.floor(-1 / s) + 1)
-        args = (np.arange(start, start + 2 - 2 * start) - ratio) * s
-        c = np.clip(1 - np.abs(args), 0, 1)
-        return c / c.sum()
-    if not antialias:
-        r = ratio
-        return np.array([((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
-                         ((a + 2) * r - (a + 3)) * r * r + 1,
-                         ((a + 2) * (1 - r) - (a + 3)) * (1 - r) * (1 - r) + 1,
-                         ((a * ((1 - r) + 1) - 5 * a) * ((1 - r) + 1) + 8 * a) * ((1 - r) + 1) - 4 * a])
-    s = min(scale, 1.0)
-
-    def kernel(v: float) -> float:
-        v = abs(v)
-        if v <= 1:
-            return (a + 2) * v ** 3 - (a + 3) * v ** 2 + 1
-        return a * v ** 3 - 5 * a * v ** 2 + 8 * a * v - 4 * a if v < 2 else 0.0
-
-    start = int(np.floor(-2 / s) + 1)
-    c = np.array([kernel(s * (i - ratio)) for i in range(start, 2 - start)])
-    return c / c.sum()
-
-
-def axis_matrix(size: int, out: int, scale: float, mode: str, coord: str, nearest: str, a: float,
-                exclude_outside: bool, antialias: bool, roi) -> tuple[np.ndarray, np.ndarray | None]:
-    """(out, size) interpolation weights along one axis, and which outputs extrapolate (tf_crop_and_resize)."""
-    x = _coordinates(coord, out, size, scale, roi)
-    outside = ((x < 0) | (x > size - 1)) if coord == "tf_crop_and_resize" else None
-    base = np.floor(x).astype(np.int64)
-    ratios = np.where(x == base, 1.0, x - base)
-    matrix = np.zeros((out, size), np.float64)
-    for o in range(out):
-        coeffs = _coefficients(mode, float(ratios[o]), scale, a, antialias, nearest)
-        n = len(coeffs)
-        pad = int(np.ceil(n / 2))
-        padded = x[o] + pad
-        p = int(np.floor(padded))
-        frac = padded - p
-        if n % 2 == 0:
-            offset = -(n // 2) if frac == 0 else -(n // 2) + 1
+        if nearest == "round_prefer_floor":
+            up = r > 0.5
+        elif nearest == "round_prefer_ceil":
+            up = r >= 0.5
         else:
-            offset = -((n - 1) // 2) + (0 if frac <= 0.5 else 1)
-        neighbors = p + offset + np.arange(n) - pad
-        if exclude_outside:
-            coeffs = np.where((neighbors < 0) | (neighbors >= size), 0.0, coeffs)
-            total = coeffs.sum()
-            coeffs = coeffs / (total if total != 0 else 1.0)
-        for c, i in zip(coeffs, np.clip(neighbors, 0, size - 1)):
-            matrix[o, i] += c
-    return matrix, outside
+            up = torch.full_like(r, nearest == "ceil", dtype=torch.bool)
+        up = up | (r == 1)
+        return torch.stack([(~up).double(), up.double()], 1)
+    if not antialias:
+        if mode == "linear":
+            return torch.stack([1 - r, r], 1)
+        return torch.stack([_cubic(r + 1, a), _cubic(r, a), _cubic(1 - r, a), _cubic(2 - r, a)], 1)
+    s = min(scale, 1.0)
+    start = int(math.floor((-1 if mode == "linear" else -2) / s) + 1)
+    args = (torch.arange(start, 2 - start, dtype=torch.float64).unsqueeze(0) - r.unsqueeze(1)) * s
+    c = (1 - args.abs()).clamp(0, 1) if mode == "linear" else _cubic(args, a)
+    return c / c.sum(1, keepdim=True)
+
+
+def axis_weights(size: int, out: int, scale: float, mode: str, coord: str, nearest: str, a: float,
+                 exclude_outside: bool, antialias: bool, roi0: float, roi1: float) -> Tuple[Tensor, Tensor]:
+    """(out, size) float64 interpolation weights along one axis, as onnx.reference.ops.op_resize computes
+    them (neighbours of each source coordinate, edge-clamped), and which outputs extrapolate."""
+    x = _coordinates(coord, out, size, scale, roi0, roi1)
+    outside = (x < 0) | (x > size - 1)
+    if coord != "tf_crop_and_resize":
+        outside = torch.zeros_like(outside)
+    base = torch.floor(x)
+    ratios = torch.where(x == base, torch.ones_like(x), x - base)
+    coeffs = _coefficients(mode, ratios, scale, a, antialias, nearest)
+    n = coeffs.size(1)
+    pad = (n + 1) // 2
+    padded = x + pad
+    p = torch.floor(padded)
+    frac = padded - p
+    if n % 2 == 0:
+        offset = torch.where(frac == 0, torch.full_like(frac, -(n // 2)), torch.full_like(frac, -(n // 2) + 1))
+    else:
+        low = -((n - 1) // 2)
+        offset = torch.where(frac <= 0.5, torch.full_like(frac, low), torch.full_like(frac, low + 1))
+    neighbors = (p + offset).long().unsqueeze(1) + torch.arange(n).unsqueeze(0) - pad
+    if exclude_outside:
+        coeffs = torch.where((neighbors < 0) | (neighbors >= size), torch.zeros_like(coeffs), coeffs)
+        total = coeffs.sum(1, keepdim=True)
+        coeffs = coeffs / torch.where(total == 0, torch.ones_like(total), total)
+    weights = torch.zeros(out, size, dtype=torch.float64)
+    return weights.scatter_add_(1, neighbors.clamp(0, size - 1), coeffs), outside
+
+
+def resize_exact(x: Tensor, factors: List[float], out: List[int], roi: List[float], mode: str, coord: str,
+                 nearest: str, a: float, exclude_outside: bool, antialias: bool, extrapolation: float) -> Tensor:
+    """ONNX Resize axis by axis (the reference's order), for sizes known only at run time."""
+    rank = x.dim()
+    outside_any = torch.zeros([1] * rank, dtype=torch.bool, device=x.device)
+    for axis in range(rank):
+        size = x.size(axis)
+        roi0, roi1 = (roi[axis], roi[axis + rank]) if len(roi) else (0.0, 1.0)
+        if abs(factors[axis] - 1.0) < 1e-9 and out[axis] == size and abs(roi0) < 1e-9 and abs(roi1 - 1) < 1e-9:
+            continue
+        weights, outside = axis_weights(size, out[axis], factors[axis], mode, coord, nearest, a, exclude_outside,
+                                        antialias, roi0, roi1)
+        if mode == "nearest":
+            x = x.index_select(axis, weights.argmax(1).to(x.device))
+        else:
+            x = apply_weights(x, weights.to(x.dtype).to(x.device), axis)
+        shape = [1] * rank
+        shape[axis] = out[axis]
+        outside_any = outside_any | outside.reshape(shape).to(x.device)
+    if coord == "tf_crop_and_resize":
+        x = torch.where(outside_any, torch.full_like(x, extrapolation), x)
+    return x
+
+
+def output_geometry(in_dims: List[int], scales: List[float], sizes: List[int], axes: List[int],
+                    policy: str) -> Tuple[List[float], List[int]]:
+    """The per-axis scale factors and output sizes ONNX derives from scales or sizes (and axes, policy)."""
+    rank = len(in_dims)
+    resized = axes if len(axes) else list(range(rank))
+    factors = [1.0] * rank
+    out = list(in_dims)
+    if len(sizes):
+        for i in range(len(resized)):
+            out[resized[i]] = sizes[i]
+            factors[resized[i]] = sizes[i] / in_dims[resized[i]] if in_dims[resized[i]] else 1.0
+        if policy != "stretch":
+            picked = factors[resized[0]]
+            for axis in resized:
+                picked = min(picked, factors[axis]) if policy == "not_larger" else max(picked, factors[axis])
+            for axis in resized:
+                factors[axis] = picked
+                out[axis] = int(picked * in_dims[axis] + 0.5)
+    else:
+        for i in range(len(resized)):
+            factors[resized[i]] = scales[i]
+            out[resized[i]] = int(scales[i] * in_dims[resized[i]])
+    return factors, out
+
+
+def resize_runtime(x: Tensor, scales: List[float], sizes: List[int], axes: List[int], roi: List[float],
+                   policy: str, mode: str, coord: str, nearest: str, cubic_a: float, exclude_outside: bool,
+                   antialias: bool, extrapolation: float) -> Tensor:
+    rank = x.dim()
+    dims = [d + rank if d < 0 else d for d in axes]
+    full_roi: List[float] = []
+    if len(roi) and len(dims):
+        full_roi = [0.0] * rank + [1.0] * rank
+        for i in range(len(dims)):
+            full_roi[dims[i]], full_roi[rank + dims[i]] = roi[i], roi[len(dims) + i]
+    elif len(roi):
+        full_roi = roi
+    factors, out = output_geometry(x.shape, scales, sizes, dims, policy)
+    return resize_exact(x, factors, out, full_roi, mode, coord, nearest, cubic_a, exclude_outside, antialias,
+                        extrapolation)
+
+
+def float_list(values: Tensor) -> List[float]:
+    out: List[float] = values.double().reshape(-1).tolist()
+    return out
 
 
 def _attrs(b, node) -> dict:
@@ -221,67 +285,65 @@ def resize(b, node):
             from qconvert.backends.torch.ops.common import int_list
 
             kwargs["size"] = b.call(_spatial, b.call(int_list, b.input(node, sizes_at)))
-        else:
-            raise b.unsupported(node, "scales computed at run time")
-        return b.call(F.interpolate, x, **kwargs)
+        if "size" in kwargs or "scale_factor" in kwargs:  # run-time scales: the exact path below
+            return b.call(F.interpolate, x, **kwargs)
 
-    # -- the exact path: one constant matrix per resized axis --------------------------------------------
+    # -- the exact path: ONNX's interpolation weights, one axis at a time -------------------------------
     if held is not None:
         raise b.unsupported(node, f"int8 {attrs['mode']} with {attrs['coord']}")
     if attrs["coord"] == "tf_half_pixel_for_nn":
         raise b.unsupported(node, "tf_half_pixel_for_nn other than integer nearest upscaling")
-    if runtime_sizes or runtime_scales:
-        raise b.unsupported(node, f"{attrs['mode']} with {attrs['coord']} and sizes computed at run time")
-    if in_dims is None or any(not isinstance(d, int) for d in in_dims):
-        raise b.unsupported(node, f"{attrs['mode']} with {attrs['coord']} needs static input dims")
     if attrs["mode"] != "nearest" and not b.is_float(node.inputs[0]):
         raise b.unsupported(node, f"{attrs['mode']} interpolation of integers")
-    resized = axes if axes is not None else list(range(rank))
-    if sizes is not None:
-        factors = [s / d if d else 1.0 for s, d in zip(sizes, in_dims)]
-        out = [int(s) for s in sizes]
-        if attrs["policy"] != "stretch":
-            pick = min if attrs["policy"] == "not_larger" else max
-            scale = pick(factors[a] for a in resized)
-            factors = [scale if a in resized else 1.0 for a in range(rank)]
-            out = [int(scale * in_dims[a] + 0.5) if a in resized else in_dims[a] for a in range(rank)]
-    else:
-        factors = [float(s) for s in scales]
-        out = [int(f * d) for f, d in zip(factors, in_dims)]
-    roi = None
+    roi = []
     if attrs["coord"] == "tf_crop_and_resize":
-        roi = b.const(node.inputs[roi_at]) if roi_at and b.has(node, roi_at) else None
-        if roi is None:
-            raise b.unsupported(node, "tf_crop_and_resize needs a constant roi")
-        roi = [float(v) for v in roi.reshape(-1)]
-        if axes is not None:
-            full = [0.0] * rank + [1.0] * rank
-            for i, a in enumerate(axes):
-                full[a], full[rank + a] = roi[i], roi[len(axes) + i]
-            roi = full
+        if not (roi_at and b.has(node, roi_at)):
+            raise b.unsupported(node, "tf_crop_and_resize without a roi")
+        roi = b.const(node.inputs[roi_at])
+        roi = [float(v) for v in roi.reshape(-1)] if roi is not None else b.call(float_list, b.input(node, roi_at))
+    options = (attrs["mode"], attrs["coord"], attrs["nearest"], attrs["a"], attrs["exclude"], attrs["antialias"])
+    static = in_dims is not None and all(isinstance(d, int) for d in in_dims) and not (
+        runtime_sizes or runtime_scales) and isinstance(roi, list)
+    if not static:  # sizes or scales known at run time only: the weights are computed in the program
+        given_scales = b.call(float_list, b.input(node, scales_at)) if runtime_scales else (
+            [float(v) for v in b.const(node.inputs[scales_at]).reshape(-1)] if scales is not None else [])
+        given_sizes = b.ints_or_node(node, sizes_at) if runtime_sizes else (
+            [int(v) for v in b.const(node.inputs[sizes_at]).reshape(-1)] if sizes is not None else [])
+        if runtime_scales and sizes_at is not None and b.has(node, sizes_at):
+            raise b.unsupported(node, "both scales and sizes given")
+        return b.call(resize_runtime, x, given_scales, given_sizes, list(attrs["axes"] or []), roi,
+                      attrs["policy"], *options, attrs["extrapolation"])
+    if axes is not None and roi:
+        full = [0.0] * rank + [1.0] * rank
+        for i, a in enumerate(axes):
+            full[a], full[rank + a] = roi[i], roi[len(axes) + i]
+        roi = full
+    factors, out = output_geometry(
+        list(in_dims), [float(v) for v in scales] if sizes is None else [],
+        [int(v) for v in sizes] if sizes is not None else [], [], attrs["policy"] if axes is None else "stretch")
+    if axes is not None and attrs["policy"] != "stretch":
+        factors, out = output_geometry(list(in_dims), [], [int(sizes[a]) for a in axes], axes, attrs["policy"])
     name = b.unique(node.name or "resize")
     dtype = b.torch_dtype(node, b.dtype(node.inputs[0]))
     outside_any = None
     for axis in range(rank):
-        pair = (roi[axis], roi[axis + rank]) if roi is not None else None
-        if math.isclose(factors[axis], 1.0) and out[axis] == in_dims[axis] and (
-                pair is None or (math.isclose(pair[0], 0.0) and math.isclose(pair[1], 1.0))):
+        pair = (roi[axis], roi[axis + rank]) if roi else (0.0, 1.0)
+        if math.isclose(factors[axis], 1.0) and out[axis] == in_dims[axis] and math.isclose(pair[0], 0.0) \
+                and math.isclose(pair[1], 1.0):
             continue  # identity along this axis, as the reference skips it
-        matrix, outside = axis_matrix(in_dims[axis], out[axis], factors[axis], attrs["mode"], attrs["coord"],
-                                      attrs["nearest"], attrs["a"], attrs["exclude"], attrs["antialias"], pair)
+        weights, outside = axis_weights(in_dims[axis], out[axis], factors[axis], *options[:2], attrs["nearest"],
+                                        attrs["a"], attrs["exclude"], attrs["antialias"], *pair)
         if attrs["mode"] == "nearest":
-            index = b.buffer(f"{name}_index{axis}", torch.from_numpy(matrix.argmax(axis=1).astype(np.int64)))
-            x = b.call(torch.index_select, x, axis, index)
+            x = b.call(torch.index_select, x, axis, b.buffer(f"{name}_index{axis}", weights.argmax(1)))
         else:
-            weights = b.buffer(f"{name}_weights{axis}", torch.from_numpy(matrix).to(dtype))
-            x = b.call(apply_weights, x, weights, axis)
-        if outside is not None and outside.any():
+            x = b.call(apply_weights, x, b.buffer(f"{name}_weights{axis}", weights.to(dtype)), axis)
+        if attrs["coord"] == "tf_crop_and_resize" and bool(outside.any()):
             shape = [1] * rank
             shape[axis] = out[axis]
             mask = outside.reshape(shape)
             outside_any = mask if outside_any is None else (outside_any | mask)
     if outside_any is not None:
-        mask = b.buffer(f"{name}_outside", torch.from_numpy(outside_any))
+        mask = b.buffer(f"{name}_outside", outside_any)
         x = b.call(torch.where, mask, b.call(torch.full_like, x, attrs["extrapolation"]), x)
     return x
 
