@@ -207,7 +207,10 @@ def constant_of_shape(ctx: EmitContext) -> None:
     dims = ctx.vector(0)
     if isinstance(dims, np.ndarray) and 0 in dims:
         raise ctx.unsupported("an empty result")
-    ctx.set(tf.fill(dims, fill))
+    y = tf.fill(dims, fill)
+    if not isinstance(dims, np.ndarray):  # keep the dims TF knows (size-1 axes then reshape, never transpose)
+        y.set_shape([d if isinstance(d, int) else None for d in ctx.elements(0)])
+    ctx.set(y)
 
 
 def _scalar(ctx: EmitContext, index: int):
