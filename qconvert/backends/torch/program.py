@@ -260,7 +260,7 @@ def _fold(b: Builder, node: ir.Node) -> bool:
         return False
     if sum(a.size for a in arrays if a is not None) > FOLD_LIMIT:
         return False
-    if any(a.dtype == object or a.dtype.kind in "SUV" for a in arrays if a is not None):
+    if any(a.dtype.kind not in "iub" for a in arrays if a is not None):  # shape arithmetic only
         return False
     import onnx
     from onnx.reference import ReferenceEvaluator
@@ -282,7 +282,10 @@ def _fold(b: Builder, node: ir.Node) -> bool:
     except Exception:  # noqa: BLE001  (the emitter then computes it in the program)
         return False
     for value, result in zip(node.outputs, results):
-        b.consts[value.name] = np.asarray(result)
+        result = np.asarray(result)
+        if value.dtype in DTYPES and value.dtype != ir.DataType.BFLOAT16:  # the IR's type, not numpy's promotion
+            result = result.astype(value.dtype.numpy())
+        b.consts[value.name] = result
     return True
 
 
