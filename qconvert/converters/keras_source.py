@@ -7,6 +7,7 @@ Lambda layers hold marshalled Python bytecode, so they load only with --trust-co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -128,6 +129,47 @@ def _output_names(model) -> list[str]:
     return list(names)
 
 
+@contextlib.contextmanager
+def _grouped_convs_without_xla():
+    """Keras 3 runs a grouped or channels-first 3-D convolution as a nested XLA-compiled function (TF's
+    CPU kernels lack them), which tf2onnx cannot inline (Keras ConvNeXt's depthwise 7x7 came out as an
+    unknown StatefulPartitionedCall op). For tracing the export, the plain TF convolution is enough:
+    tf2onnx writes it as one ONNX Conv with `group`. The reference runs keep Keras's own path."""
+    try:
+        from keras.src.backend.tensorflow import nn as keras_tf_nn
+    except ImportError:  # tf-keras (Keras 2) models never take that path
+        yield
+        return
+    tf = import_tensorflow()
+    original = keras_tf_nn.conv
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        fmt = keras_tf_nn._convert_data_format(data_format, len(inputs.shape))
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate)
+
+    keras_tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        keras_tf_nn.conv = original
+
+
+def _bind_captured_constants(proto, concrete, input_names: set[str]) -> None:
+    """Constants the traced function captured (Keras 3 keeps a Normalization layer's mean and variance as
+    tensors, not variables) are graph inputs in tf2onnx's file; they become initializers holding the
+    captured values. Fed random numbers instead, EfficientNet and ConvNeXt diverged from their stems on."""
+    import onnx.numpy_helper
+
+    captured = {inner.name: outer for outer, inner in zip(concrete.captured_inputs, concrete.graph.internal_captures)
+                if outer.dtype.name != "resource"}
+    for value in list(proto.graph.input):
+        if value.name in input_names or value.name not in captured:
+            continue
+        array = np.asarray(captured[value.name].numpy())
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(array, value.name))
+        proto.graph.input.remove(value)
+
+
 def _serving_function(model, specs: list[InputSpec]):
     tf = import_tensorflow()
     signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
@@ -151,8 +193,15 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
     serve, signature = _serving_function(keras_model, specs)
     import tf2onnx
 
+    from qconvert.converters.tf2onnx_ops import register
+
+    register()
+
     try:
-        proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=OPSET)
+        with _grouped_convs_without_xla():
+            exported, _ = _serving_function(keras_model, specs)
+            proto, _ = tf2onnx.convert.from_function(exported, input_signature=signature, opset=OPSET)
+        _bind_captured_constants(proto, exported.get_concrete_function(), {s.name for s in specs})
     except Exception as error:
         raise ExportError(f"tf2onnx could not convert {path}: {str(error).splitlines()[0][:300]}") from error
     model = ir.serde.deserialize_model(proto)
