@@ -13,12 +13,14 @@ from pathlib import Path
 
 from bench.machine import describe
 from qconvert.fileio import atomic_path
-from tests.conformance.suite import BACKENDS, Outcome, claimed_cases, claimed_ops, node_cases, run_case
+from tests.conformance.suite import BACKENDS, Outcome, claimed_cases, claimed_ops, node_cases, run_cases_isolated
 
 
 def _backend_section(backend: str, total: int, suite_ops: set[str]) -> tuple[str, dict]:
     began = time.perf_counter()
-    results = [run_case(case, backend) for case in claimed_cases(backend)]
+    cases = claimed_cases(backend)
+    isolated = run_cases_isolated(cases, backend)
+    results = [isolated[case.name] for case in cases]
     seconds = time.perf_counter() - began
     counts = Counter(r.outcome for r in results)
     ops = claimed_ops(backend)

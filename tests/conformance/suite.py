@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnx_ir as ir
 
 from qconvert.errors import UnsupportedOpError
@@ -83,10 +85,15 @@ def node_cases() -> tuple[NodeCase, ...]:
     for case in collected:
         if case.model is None or not case.data_sets:
             continue
-        inputs, outputs = case.data_sets[0]
-        cases.append(NodeCase(case.name, case.model, tuple(inputs), tuple(outputs), case.rtol, case.atol,
+        inputs, outputs = (tuple(_array(v) for v in values) for values in case.data_sets[0])
+        cases.append(NodeCase(case.name, case.model, inputs, outputs, case.rtol, case.atol,
                               frozenset(_graph_ops(case.model.graph))))
     return tuple(sorted(cases, key=lambda c: c.name))
+
+
+def _array(value):
+    """Cases keep values numpy cannot hold (float16 bit patterns of a Cast, float8...) as TensorProtos."""
+    return onnx.numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else value
 
 
 def claimed_ops(backend: str) -> frozenset[str]:
@@ -188,3 +195,33 @@ def run_case(case: NodeCase, backend: str) -> CaseResult:
 
 def quiet_environment() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def run_cases_isolated(cases: list[NodeCase], backend: str) -> dict[str, CaseResult]:
+    """Every case's result, run in one child process at a time (tests/conformance/worker.py); a case that
+    kills the child (a native abort in a runtime) is an ERROR naming the signal, and the rest go on in a
+    fresh child."""
+    import signal
+    import subprocess
+    import sys
+
+    results: dict[str, CaseResult] = {}
+    pending = [case.name for case in cases]
+    with tempfile.TemporaryDirectory(prefix="qconvert-conformance-") as work:
+        path = Path(work) / "results.jsonl"
+        while pending:
+            process = subprocess.run([sys.executable, "-m", "tests.conformance.worker", backend, str(path)],
+                                     input="\n".join(pending) + "\n", text=True, capture_output=True,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            for line in path.read_text().splitlines() if path.exists() else []:
+                entry = json.loads(line)
+                results[entry["case"]] = CaseResult(entry["case"], backend, Outcome(entry["outcome"]), entry["detail"])
+            pending = [name for name in pending if name not in results]
+            if pending and process.returncode != 0:  # the first case without a result took the child down
+                code = process.returncode
+                how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+                results[pending[0]] = CaseResult(pending[0], backend, Outcome.ERROR, f"the runtime crashed ({how})")
+                pending = pending[1:]
+            elif pending:
+                raise RuntimeError(f"conformance worker stopped without results for {pending[:3]}...")
+    return results

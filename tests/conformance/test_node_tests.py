@@ -4,23 +4,47 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conformance.suite import BACKENDS, Outcome, claimed_cases, claimed_ops, node_cases, run_case
+from tests.conformance.suite import BACKENDS, Outcome, claimed_cases, claimed_ops, node_cases, run_cases_isolated
 
 # The issue's floor for each emitter's coverage (ops with an emitter entry).
 MIN_CLAIMED_OPS = 120
+
+# Cases that miss the suite's tolerance for a reason the report states; they must keep failing (strict),
+# so a fix shows up, and bench/CONFORMANCE.md lists them among the failures.
+KNOWN_DEVIATIONS = {
+    ("torch-fp32", "test_attention_4d_causal_fp16_expanded"):
+        "2 of 192 float16 values 2 ulps from the suite's numpy float16 reference: torch's float16 MatMul "
+        "rounds once after an fp32 accumulation",
+}
 
 
 def _params():
     params = []
     for backend in BACKENDS:
         for case in claimed_cases(backend):
-            params.append(pytest.param(backend, case, id=f"{backend}:{case.name}"))
+            known = KNOWN_DEVIATIONS.get((backend, case.name))
+            marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
+            params.append(pytest.param(backend, case, id=f"{backend}:{case.name}", marks=marks))
     return params
 
 
+@pytest.fixture(scope="module")
+def results():
+    """Each backend's claimed cases, run once in a child process that a native crash cannot take the
+    test session down with."""
+    cache: dict[str, dict] = {}
+
+    def get(backend: str):
+        if backend not in cache:
+            cache[backend] = run_cases_isolated(claimed_cases(backend), backend)
+        return cache[backend]
+
+    return get
+
+
 @pytest.mark.parametrize(("backend", "case"), _params())
-def test_claimed_node_test(backend, case):
-    result = run_case(case, backend)
+def test_claimed_node_test(results, backend, case):
+    result = results(backend)[case.name]
     assert result.outcome in (Outcome.PASSED, Outcome.REFUSED), f"{result.outcome.value}: {result.detail}"
     if result.outcome is Outcome.REFUSED:
         assert "(" in result.detail and case.name, "a refusal names its reason"

@@ -134,12 +134,13 @@ def check_dtypes(node: ir.Node, inputs: list[Held | None], target: str) -> None:
     if allowed is None:
         return
     for index, (value, held) in enumerate(zip(node.inputs, inputs)):
-        if held is None or held.is_const or value.dtype is None:
+        if held is None or held.is_const:
             continue
-        name = carried(value.dtype)
+        # What TensorFlow holds is the truth; an IR value without a recorded type still has one there.
+        name = held.tensor.dtype.name
         if name not in allowed and not (index > 0 and name == "int32"):  # int32 shapes/indices go anywhere
             raise UnsupportedOpError(node.op_type, node.name or "", target,
-                                     f"{value.dtype.name.lower()} input: TFLite's builtin kernels for it "
+                                     f"{name} input: TFLite's builtin kernels for it "
                                      f"take {'/'.join(sorted(allowed))}")
     for value in node.outputs:
         if value is not None and value.dtype is not None and carried(value.dtype) not in CASTABLE:

@@ -40,7 +40,8 @@ class LiteRTSession:
             quant = self.input_quant.get(port["signature"])
             if quant is not None:
                 array = quantize(array, quant["scale"], quant["zero_point"], self.input_dtype[index])
-            prepared[port["signature"]] = np.ascontiguousarray(array, dtype=self.input_dtype[index])
+            # np.ascontiguousarray would make a scalar 1-D.
+            prepared[port["signature"]] = np.require(np.asarray(array, dtype=self.input_dtype[index]), requirements="C")
         return prepared
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -55,7 +56,14 @@ class LiteRTSession:
         for name, array in feeds.items():
             self.interpreter.set_tensor(self.input_index[name], array)
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(self.output_index[port["signature"]]) for port in self.outputs]
+        return [self._output(self.output_index[port["signature"]]) for port in self.outputs]
+
+    def _output(self, index: int) -> np.ndarray:
+        """The output tensor; LiteRT refuses to hand out one without elements, whose shape it still knows."""
+        detail = self.interpreter._get_tensor_details(index, 0)
+        if 0 in list(detail["shape"]):
+            return np.zeros(detail["shape"], dtype=detail["dtype"])
+        return self.interpreter.get_tensor(index)
 
     def finish(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
         """Outputs back in the IR's layout."""

@@ -93,7 +93,9 @@ def squeeze(ctx: EmitContext) -> None:
         axes = _runtime_axes(ctx, 1, held.rank)
         dropped = tf.reduce_any(tf.equal(tf.range(held.rank)[:, None], axes[None, :]), axis=1)
         kept = tf.reshape(tf.where(tf.logical_not(dropped)), [-1])
-        ctx.set(tf.reshape(x, tf.gather(tf.shape(x), kept)) if held.rank - count > 0 else tf.reshape(x, []))
+        y = tf.reshape(x, tf.gather(tf.shape(x), kept)) if held.rank - count > 0 else tf.reshape(x, [])
+        y.set_shape([None] * (held.rank - count))  # the rank is known even where the dims are not
+        ctx.set(y)
         return
     axes = axes_attr_or_input(ctx, 1)
     shape = ctx.ir_shape(0)

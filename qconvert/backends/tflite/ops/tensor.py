@@ -184,4 +184,11 @@ def depth_to_space(ctx: EmitContext) -> None:
 
 @emits("SpaceToDepth", dtypes=MOVABLE)
 def space_to_depth(ctx: EmitContext) -> None:
-    ctx.set(tf.nn.space_to_depth(ctx.channels_last(0), _block_size(ctx)), layout.channels_last(4))
+    block = _block_size(ctx)
+    y = tf.nn.space_to_depth(ctx.channels_last(0), block)
+    if ctx.text("mode", "DCR") == "CRD":
+        # TF writes channel (i*b + j)*C + c; CRD (opset 25's mode) wants c*b*b + i*b + j.
+        channels = ctx.ir_shape(0)[1]
+        order = np.arange(channels * block * block).reshape(block * block, channels).T.reshape(-1)
+        y = tf.gather(y, order.astype(np.int32), axis=3)
+    ctx.set(y, layout.channels_last(4))
