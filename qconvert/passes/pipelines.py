@@ -9,6 +9,7 @@ from onnx_ir.passes.common import TopologicalSortPass
 
 from qconvert.errors import PassError
 from qconvert.ir.values import copy_model
+from qconvert.passes.channel_shuffle import ChannelShuffleToGather
 from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.fuse_gelu import FuseGelu
@@ -51,6 +52,15 @@ INT8_PREPARATION: list[ir.passes.PassBase] = [
 ]
 
 
+# The float TFLite emitter only (it carries images channels-last): channel permutations spelled as 5-D
+# reshapes around a transpose become one channel Gather, which needs no layout change.
+TFLITE_PREPARATION: list[ir.passes.PassBase] = [
+    ChannelShuffleToGather(),
+    RemoveDeadNodes(),
+    TopologicalSortPass(),
+]
+
+
 def run_pipeline(model: ir.Model, passes: Sequence[ir.passes.PassBase], name: str) -> ir.Model:
     """Run ``passes`` in order on ``model`` and return the resulting model.
 
@@ -85,6 +95,11 @@ def cleanup(model: ir.Model) -> ir.Model:
 def prepare_for_int8(model: ir.Model) -> ir.Model:
     """Run the INT8_PREPARATION pipeline on a copy: the cleaned float IR stays as it is for float targets."""
     return run_pipeline(copy_model(model), INT8_PREPARATION, "int8 preparation")
+
+
+def prepare_for_tflite(model: ir.Model) -> ir.Model:
+    """Run the TFLITE_PREPARATION pipeline on a copy."""
+    return run_pipeline(copy_model(model), TFLITE_PREPARATION, "tflite preparation")
 
 
 def _io_names(model: ir.Model) -> tuple[list[str], list[str]]:

@@ -19,7 +19,9 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
     from qconvert.backends.tflite.program import build_program
     from qconvert.backends.tflite.signature import restore_io
 
-    program = build_program(model, options.io_layout, target)
+    from qconvert.passes.pipelines import prepare_for_tflite
+
+    program = build_program(prepare_for_tflite(model), options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, mode)
     flatbuffer = restore_io(converter.convert(), program.inputs, program.outputs)
