@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.zoo.registry import ZooModel
-from models.zoo.torch_common import MAX_BATCH, check_finite, example_inputs, randomize_norms, save_pt2, spec
+from models.zoo.torch_common import MAX_BATCH, example_inputs, prepare, save_pt2, spec
 
 BUILDER = "models.zoo.detector:build"
 SIZE, CLASSES, REG_MAX, WIDTH = 128, 8, 16, 16
@@ -155,10 +155,7 @@ def save_onnx(module, model: ZooModel, out: Path) -> None:
 
 def prepared(model: ZooModel):
     """The module with its seeded weights and BatchNorm statistics, as it is saved."""
-    module = make_module(model)
-    randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1)
-    check_finite(module, model)
-    return module
+    return prepare(make_module(model), model)
 
 
 def build(model: ZooModel, out: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.zoo.registry import ZooModel
-from models.zoo.torch_common import check_finite, example_inputs, import_torchvision, randomize_norms, save_pt2, spec
+from models.zoo.torch_common import import_torchvision, prepare, save_pt2, spec
 
 BUILDER = "models.zoo.hf_zoo:build"
 VOCAB, SEQ, MAX_SEQ = 1000, 16, 64
@@ -137,10 +137,7 @@ def make_module(model: ZooModel):
 
 def prepared(model: ZooModel):
     """The module with its seeded weights and BatchNorm statistics, as it is saved."""
-    module = make_module(model)
-    randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1)
-    check_finite(module, model)
-    return module
+    return prepare(make_module(model), model)
 
 
 def build(model: ZooModel, out: Path) -> None:

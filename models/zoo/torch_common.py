@@ -148,3 +148,10 @@ def check_finite(module, model: ZooModel) -> None:
 
 def spec(name: str, shape: tuple[int, ...], dtype: str = "float32", int_range=None, dynamic=(0,)) -> InputSpec:
     return InputSpec(name, tuple(shape), dtype, int_range, tuple(dynamic))
+
+
+def prepare(module, model: ZooModel, **norm_options):
+    """`module` with its seeded BatchNorm statistics (see the module docstring), checked finite: as saved."""
+    randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1, **norm_options)
+    check_finite(module, model)
+    return module

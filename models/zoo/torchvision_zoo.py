@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.zoo.registry import ZooModel
-from models.zoo.torch_common import (check_finite, example_inputs, import_torchvision, randomize_norms, save_pt2,
-                                     save_torchscript, spec)
+from models.zoo.torch_common import import_torchvision, prepare, save_pt2, save_torchscript, spec
 
 BUILDER = "models.zoo.torchvision_zoo:build"
 SMALL_VIT = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128,
@@ -81,11 +80,7 @@ def make_module(model: ZooModel):
 
 def prepared(model: ZooModel):
     """The module with its seeded weights and BatchNorm statistics, as it is saved."""
-    module = make_module(model)
-    randomize_norms(module, example_inputs(model, batch=8, seed=2), seed=model.seed + 1,
-                    layer_scale=model.options.get("layer_scale"))
-    check_finite(module, model)
-    return module
+    return prepare(make_module(model), model, layer_scale=model.options.get("layer_scale"))
 
 
 def build(model: ZooModel, out: Path) -> None:

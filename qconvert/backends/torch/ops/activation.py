@@ -13,19 +13,20 @@ from qconvert.backends.torch.ops.common import prod
 from qconvert.backends.torch.registry import emits
 
 
-@emits("Relu")
-def relu(b, node):
-    return b.call(torch.relu, b.input(node, 0))
+# Ops that are one torch call on their one input.
+UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Softsign": F.softsign,
+         "Softplus": F.softplus, "Mish": F.mish}
 
 
-@emits("Sigmoid")
-def sigmoid(b, node):
-    return b.call(torch.sigmoid, b.input(node, 0))
+def _unary(function):
+    def emit(b, node):
+        return b.call(function, b.input(node, 0))
+
+    return emit
 
 
-@emits("Tanh")
-def tanh(b, node):
-    return b.call(torch.tanh, b.input(node, 0))
+for _op, _function in UNARY.items():
+    emits(_op)(_unary(_function))
 
 
 @emits("LeakyRelu")
@@ -55,21 +56,6 @@ def thresholded_relu(b, node):
     x = b.input(node, 0)
     alpha = float(b.attr(node, "alpha", 1.0))
     return b.call(torch.where, b.call(torch.gt, x, alpha), x, b.call(torch.zeros_like, x))
-
-
-@emits("Softsign")
-def softsign(b, node):
-    return b.call(F.softsign, b.input(node, 0))
-
-
-@emits("Softplus")
-def softplus(b, node):
-    return b.call(F.softplus, b.input(node, 0))
-
-
-@emits("Mish")
-def mish(b, node):
-    return b.call(F.mish, b.input(node, 0))
 
 
 @emits("Swish")
