@@ -197,16 +197,27 @@ def quiet_environment() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def run_cases_isolated(cases: list[NodeCase], backend: str) -> dict[str, CaseResult]:
-    """Every case's result, run in one child process at a time (tests/conformance/worker.py); a case that
-    kills the child (a native abort in a runtime) is an ERROR naming the signal, and the rest go on in a
-    fresh child."""
+def run_cases_isolated(cases: list[NodeCase], backend: str, workers: int | None = None) -> dict[str, CaseResult]:
+    """Every case's result, run in child processes (tests/conformance/worker.py), one per core; a case that
+    kills its child (a native abort in a runtime) is an ERROR naming the signal, and the rest of that
+    child's share goes on in a fresh one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [case.name for case in cases]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
+    results: dict[str, CaseResult] = {}
+    with ThreadPoolExecutor(workers) as pool:
+        for part in pool.map(lambda share: _run_share(share, backend), [names[i::workers] for i in range(workers)]):
+            results.update(part)
+    return results
+
+
+def _run_share(pending: list[str], backend: str) -> dict[str, CaseResult]:
     import signal
     import subprocess
     import sys
 
     results: dict[str, CaseResult] = {}
-    pending = [case.name for case in cases]
     with tempfile.TemporaryDirectory(prefix="qconvert-conformance-") as work:
         path = Path(work) / "results.jsonl"
         while pending:
