@@ -41,7 +41,7 @@ bench: models
 
 # Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md.
 zoo: $(STAMP)
-	$(PY) -m bench.zoo --out bench/ZOO.md
+	$(PY) -m bench.zoo --out bench/ZOO.md --jobs 2
 
 # ONNX's backend node tests through the TFLite and torch emitters: bench/CONFORMANCE.md.
 conformance: $(STAMP)
