@@ -71,8 +71,8 @@ def main() -> None:
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {describe()}.", "",
         f"Command: `make conformance` (`python -m bench.conformance --out {args.out}`); onnx {onnx.__version__}, "
         f"{len(cases)} node tests from `onnx.backend.test.case.node`. A case is claimed when the emitter has an "
-        "entry for every op in its graph; it runs in process (emit, convert, load in the runtime, run) and is "
-        "compared with the suite's expected outputs at the suite's tolerances. int64/float64 values may come "
+        "entry for every op in its graph; it runs in a child process per core, case after case (emit, convert, load in "
+        "the runtime, run; a native abort is that case's failure) and is compared with the suite's expected outputs at the suite's tolerances. int64/float64 values may come "
         "back as int32/float32 (TFLite has no 64-bit kernels) but must be equal within tolerance.", "",
         "| emitter | passed | claimed | node tests | refused | failed | ops claimed |",
         "|---|---|---|---|---|---|---|",
