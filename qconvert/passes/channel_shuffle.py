@@ -60,6 +60,27 @@ def match(node: ir.Node) -> Shuffle | None:
     return Shuffle(node, swap, merge)
 
 
+def shape_vector(value: ir.Value) -> list[int | None] | None:
+    """A 1-D shape's elements, None where one is computed at run time: a constant, or a Concat of constants
+    and one-element run-time parts (an exporter's [batch, g, C/g, H, W] with the batch read from the input)."""
+    array = constant_array(value)
+    if array is not None:
+        return [int(v) for v in array.reshape(-1)] if array.ndim == 1 else None
+    producer = value.producer()
+    if producer is None or producer.op_type != "Concat":
+        return None
+    elements: list[int | None] = []
+    for part in producer.inputs:
+        array = constant_array(part)
+        if array is not None:
+            elements += [int(v) for v in array.reshape(-1)]
+        elif part is not None and part.shape is not None and list(part.shape) == [1]:
+            elements.append(None)
+        else:
+            return None
+    return elements
+
+
 def _dims(value: ir.Value) -> list | None:
     return list(value.shape) if value.shape is not None else None
 
@@ -69,27 +90,29 @@ def why_not(found: Shuffle) -> str | None:
     dims = _dims(x)
     if dims is None or len(dims) != 4 or not all(isinstance(d, int) for d in dims[1:]):
         return "input is not [N, C, H, W] with static C, H, W"
-    split, merge = constant_array(found.split.inputs[1]), constant_array(found.merge.inputs[1])
-    if split is None or merge is None or split.ndim != 1 or merge.ndim != 1 or len(split) != 5 or len(merge) != 4:
-        return "shapes are not constants of a 5-D split and a 4-D merge"
+    split, merge = shape_vector(found.split.inputs[1]), shape_vector(found.merge.inputs[1])
+    if split is None or merge is None or len(split) != 5 or len(merge) != 4:
+        return "shapes are not a 5-D split and a 4-D merge"
     channels, height, width = dims[1:]
-    groups = int(split[1])
-    if groups <= 1 or channels % groups or list(split[2:]) != [channels // groups, height, width]:
+    groups = split[1]
+    if not groups or groups <= 1 or channels % groups or split[2:] != [channels // groups, height, width]:
         return "the first reshape does not split the channel axis"
-    if list(merge[1:]) != [channels, height, width]:
+    if merge[1:] != [channels, height, width]:
         return "the second reshape does not merge it back"
-    if any(int(s[0]) not in (0, -1) and s[0] != dims[0] for s in (split, merge)):
+    # The batch is copied (0), inferred (-1), computed from the input at run time (None) or the input's own.
+    if any(s[0] not in (0, -1, None) and s[0] != dims[0] for s in (split, merge)):
         return "a reshape changes the batch"
     if list(found.swap.attributes.get_ints("perm") or ()) != [0, 2, 1, 3, 4]:
         return "the transpose does not swap the two channel factors"
-    if any(n.attributes.get_int("allowzero", 0) for n in (found.split, found.merge)):
-        return "allowzero reshapes"
+    # allowzero only changes what a 0 in the shape means (torch's exporter sets it on every view).
+    if any(n.attributes.get_int("allowzero", 0) and 0 in v for n, v in ((found.split, split), (found.merge, merge))):
+        return "allowzero reshapes with a zero in the shape"
     return None
 
 
 def rewrite(found: Shuffle) -> None:
     x = found.split.inputs[0]
-    channels, groups = x.shape[1], int(constant_array(found.split.inputs[1])[1])
+    channels, groups = x.shape[1], shape_vector(found.split.inputs[1])[1]
     indices = np.arange(channels).reshape(groups, channels // groups).T.reshape(-1).astype(np.int64)
     graph = found.merge.graph
     index_value = add_initializer(graph, f"{found.merge.name or 'shuffle'}_channels", indices)
