@@ -85,3 +85,28 @@ def test_outputs_keep_order_and_names(converted, target):
     outputs = _by_position(target, row.path, x)
     assert [tuple(o.shape) for o in outputs] == [shape for _, shape in OUTPUTS]
     np.testing.assert_allclose(outputs[2], np.maximum(x, 0), atol=1e-2)  # mid, where it belongs
+
+
+def test_integer_tflite_keeps_the_order_too(three_outputs, tmp_path):
+    """The same outputs with MaxPool for the Relu (a lone Relu has no int8 placement yet: issue #13)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from qconvert.api import convert
+
+    model = onnx.load(three_outputs)
+    relu = next(n for n in model.graph.node if n.op_type == "Relu")
+    relu.op_type = "MaxPool"
+    relu.attribute.extend([onnx.helper.make_attribute("kernel_shape", [2, 2]),
+                           onnx.helper.make_attribute("strides", [2, 2])])
+    mid = next(o for o in model.graph.output if o.name == "mid")
+    mid.type.tensor_type.shape.dim[2].dim_value = mid.type.tensor_type.shape.dim[3].dim_value = 4
+    path = tmp_path / "pooled.onnx"
+    onnx.save(model, path)
+    result = convert(str(path), to=["tflite-int8"], out_dir=tmp_path, calib="random", parity_samples=4,
+                     runs=1, warmup=0)
+    row = result.row("tflite-int8")
+    assert row.status == "ok", row.error
+    contract = json.loads((tmp_path / "pooled.int8.tflite.io.json").read_text())
+    assert [p["name"] for p in contract["outputs"]] == [name for name, _ in OUTPUTS]
+    shapes = [tuple(d["shape_signature"][1:]) for d in Interpreter(model_path=row.path).get_output_details()]
+    assert shapes == [(4, 8, 8), (2,), (3, 4, 4)]

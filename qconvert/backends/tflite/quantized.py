@@ -96,6 +96,7 @@ def float_layers(model: ir.Model) -> list[str]:
 def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -> tuple[bytes, dict]:
     tf = _tensorflow()
     from qconvert.backends.tflite.program import build_program
+    from qconvert.backends.tflite.signature import restore_io
 
     if not any(node.op_type == "QuantizeLinear" for node in model.graph):
         raise ValueError(f"{target} lowers the IR's QDQ; this IR has no QuantizeLinear (calibrate first)")
@@ -110,6 +111,8 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     with warnings.catch_warnings():  # the input's statistics are its fake-quant op's range
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         flatbuffer = converter.convert()
+    # Inputs and outputs in the IR's order under its names, as the float files (the converter sorts them).
+    flatbuffer = restore_io(flatbuffer, program.inputs, program.outputs)
     facts = program.facts()
     inspection = inspect_flatbuffer(flatbuffer)
     facts["io"] = io_contract(inspection, program, io_dtype)
