@@ -71,6 +71,12 @@ CASES = {
                               "float[4, 2] E = {1, 2, 3, 4, 5, 6, 7, 8}"),
     "slice": graph("y = Slice (x, st, en, ax)", "float[N, 6] x", "float[N, 3] y",
                    "int64[1] st = {1}, int64[1] en = {4}, int64[1] ax = {1}"),
+    # Exporters write "from the start" as INT64_MIN (ViT's x[:-2] on a shape), which TorchScript cannot parse.
+    "slice_int64_min_start": graph("y = Slice (x, st, en, ax)", "float[N, 6] x", "float[N, 4] y",
+                                   "int64[1] st = {-9223372036854775808}, int64[1] en = {-2}, int64[1] ax = {1}"),
+    "slice_int64_min_step": graph("y = Slice (x, st, en, ax, sp)", "float[N, 6] x", "float[N, 3] y",
+                                  "int64[1] st = {-1}, int64[1] en = {-9223372036854775808}, int64[1] ax = {1}, "
+                                  "int64[1] sp = {-2}"),
 }
 
 

@@ -256,15 +256,22 @@ def slice_(b, node):
     x = b.input(node, 0)
     if static and all(s == 1 for s in steps):  # Python slicing clamps as ONNX does for step 1
         for start, end, axis in zip(starts, ends, axes):
-            piece = slice(start, end if end < 2**62 else None)
+            # Bounds past any dim mean "from the start" / "to the end" (TorchScript cannot even parse -2**63).
+            piece = slice(start if start > -2**62 else None, end if end < 2**62 else None)
             index = (slice(None),) * axis + (piece,) if axis >= 0 else (Ellipsis, piece) + (slice(None),) * (-axis - 1)
             x = b.call(operator.getitem, x, index)
         return x
+    # ONNX clamps bounds to the dim, so ±2**62 means the same as ±2**63 and TorchScript can parse it.
+    starts, ends = (_within_int62(v) if isinstance(v, list) else v for v in (starts, ends))
     if axes is None:
         axes = b.call(_range_list, starts)
     if steps is None:
         steps = b.call(_ones_list, starts) if not isinstance(starts, list) else [1] * len(starts)
     return b.call(slice_axes, x, starts, ends, axes, steps)
+
+
+def _within_int62(values: list[int]) -> list[int]:
+    return [max(-2**62, min(2**62, int(v))) for v in values]
 
 
 def _range_list(values: List[int]) -> List[int]:
