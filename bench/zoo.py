@@ -25,12 +25,15 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from bench.machine import describe
 from models.zoo.registry import FAMILIES, ZooModel, all_models, select
 
 FLOAT_TARGETS = ("onnx-fp32", "onnx-fp16", "tflite-fp32", "tflite-fp16", "torch-fp32", "torch-fp16", "torch-bf16")
 FLOORS_DB = {"fp32": 60.0, "fp16": 30.0, "bf16": 20.0}  # by the target's precision suffix
 ZOO = Path("build/zoo")
+PARITY_SAMPLES = 8
 PYTHON = sys.executable
 
 
@@ -38,10 +41,32 @@ def floor_db(target: str) -> float | None:
     return FLOORS_DB.get(target.rsplit("-", 1)[-1])
 
 
+def domain_samples(model: ZooModel) -> Path | None:
+    """For a model whose inputs are not standard normal (pixels it rescales itself), an .npz of samples in
+    its domain, given to qconvert as --calib: parity then runs on them (and int8 calibrates on them), as it
+    would on a user's images. None for the others, which keep qconvert's random samples."""
+    if all(spec.value_range is None for spec in model.inputs):
+        return None
+    path = ZOO / "samples" / f"{model.name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = model.sample_inputs(PARITY_SAMPLES, seed=7)
+    np.savez(path, **{spec.name: array for spec, array in zip(model.inputs, arrays)})
+    return path
+
+
+def _without_calib(extra: list[str]) -> list[str]:
+    if "--calib" not in extra:
+        return extra
+    i = extra.index("--calib")
+    return extra[:i] + extra[i + 2:]
+
+
 def convert_command(model: ZooModel, targets: list[str], extra: list[str]) -> list[str]:
+    samples = domain_samples(model)
+    data = ["--calib", str(samples)] if samples else []
     return [PYTHON, "-m", "qconvert", str(ZOO / model.file), "--to", ",".join(targets), "-o",
-            str(ZOO / "out" / model.name.replace(".", "_")), "--json", "--samples", "8", "--runs", "3",
-            *model.cli_args(), *extra]
+            str(ZOO / "out" / model.name.replace(".", "_")), "--json", "--samples", str(PARITY_SAMPLES),
+            "--runs", "3", *model.cli_args(), *(_without_calib(extra) if samples else extra), *data]
 
 
 def _run(command: list[str], timeout: float) -> tuple[int | None, str, str, float]:

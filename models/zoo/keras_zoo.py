@@ -16,12 +16,19 @@ ARCHS = {  # name: input size (Xception needs at least 71)
     "MobileNet": 64, "MobileNetV2": 64, "MobileNetV3Small": 64, "EfficientNetB0": 64, "EfficientNetV2B0": 64,
     "ResNet50V2": 64, "DenseNet121": 64, "NASNetMobile": 64, "ConvNeXtTiny": 64, "Xception": 96,
 }
+# Architectures whose first layers rescale 0..255 pixels themselves (Rescaling/Normalization, Keras's
+# include_preprocessing). Fed standard-normal numbers, their input would be a constant plus noise a
+# thousandth its size, which fp16 rounding alone destroys; they get pixels. `build` checks this set
+# against the model's layers.
+PIXEL_INPUT = {"MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ConvNeXtTiny"}
+PREPROCESSING_LAYERS = ("Rescaling", "Normalization")
 
 
 def _entry(arch, fmt, size, keras2=False) -> ZooModel:
     name = f"{arch}_tfkeras.{fmt}" if keras2 else f"{arch}.{fmt}"
     return ZooModel(name=name, family="keras", arch=arch, format=fmt,
-                    inputs=(spec(INPUT_NAME, (2, size, size, 3)),), builder=BUILDER,
+                    inputs=(spec(INPUT_NAME, (2, size, size, 3),
+                                 value_range=(0.0, 255.0) if arch in PIXEL_INPUT else None),), builder=BUILDER,
                     options={"keras2": keras2})
 
 
@@ -74,15 +81,24 @@ def randomize_norms(net, keras, x: np.ndarray, seed: int) -> None:
             variable.assign(value)
 
 
+def preprocesses_pixels(net) -> bool:
+    """Whether a layer right after the input rescales it (Keras may nest it in no model, so the layer
+    list is read directly)."""
+    first = [layer for layer in net.layers if type(layer).__name__ != "InputLayer"][:2]
+    return any(type(layer).__name__ in PREPROCESSING_LAYERS for layer in first)
+
+
 def build(model: ZooModel, out: Path) -> None:
     import warnings
 
     keras = _keras(model)
     net = make_model(model)
-    rng = np.random.default_rng(2)
-    randomize_norms(net, keras, rng.standard_normal((8, *model.inputs[0].shape[1:])).astype("float32"),
-                    seed=model.seed + 1)
-    y = np.asarray(net(rng.standard_normal(model.inputs[0].shape).astype("float32"), training=False))
+    if preprocesses_pixels(net) != (model.arch in PIXEL_INPUT):
+        raise ValueError(f"{model.name}: PIXEL_INPUT disagrees with the model's first layers")
+    (calibration,) = model.sample_inputs(8, seed=2)
+    randomize_norms(net, keras, calibration, seed=model.seed + 1)
+    (example,) = model.sample_inputs(model.inputs[0].shape[0], seed=3)
+    y = np.asarray(net(example, training=False))
     if not np.isfinite(y).all():
         raise ValueError(f"{model.name}: output is not finite")
     with warnings.catch_warnings():

@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 FAMILIES = ("torchvision", "keras", "hf", "detector")
 FORMATS = ("pt2", "pt", "h5", "keras", "onnx")
 
@@ -22,6 +24,9 @@ class InputSpec:
     dtype: str = "float32"
     int_range: tuple[int, int] | None = None  # [low, high) for integer inputs (token ids stay in the vocab)
     dynamic: tuple[int, ...] = (0,)  # axes the saved file keeps symbolic
+    # Floats drawn uniform in [low, high): pixels, for a model that rescales them itself (Keras
+    # include_preprocessing). None: standard normal, the domain of a model that takes normalized images.
+    value_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,23 @@ class ZooModel:
             prefix = f"{spec.name}=" if len(self.inputs) > 1 or spec.dtype != "float32" else ""
             args += ["--input-shape", f"{prefix}{dims}{suffix}"]
         return args
+
+    def sample_inputs(self, batch: int, seed: int) -> list[np.ndarray]:
+        """Seeded arrays in each input's domain: integers inside their range, floats standard normal or
+        uniform in `value_range`. What the builders measure BatchNorm statistics on and the bench's
+        parity samples, so both see the inputs the model is made for."""
+        rng = np.random.default_rng(seed)
+        arrays = []
+        for spec in self.inputs:
+            shape = (batch, *spec.shape[1:])
+            if spec.dtype.startswith("int"):
+                low, high = spec.int_range or (0, 2)
+                arrays.append(rng.integers(low, high, size=shape).astype(spec.dtype))
+            elif spec.value_range is not None:
+                arrays.append(rng.uniform(*spec.value_range, size=shape).astype(spec.dtype))
+            else:
+                arrays.append(rng.standard_normal(shape).astype(spec.dtype))
+        return arrays
 
     def build(self, out: Path) -> Path:
         module, function = self.builder.split(":")

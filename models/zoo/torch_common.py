@@ -38,19 +38,10 @@ def import_torchvision():
 
 
 def example_inputs(model: ZooModel, batch: int = 2, seed: int = 1):
-    """Seeded example tensors: standard-normal floats, integers inside their range."""
+    """`model.sample_inputs` as torch tensors."""
     import torch
 
-    rng = np.random.default_rng(seed)
-    tensors = []
-    for spec in model.inputs:
-        shape = (batch, *spec.shape[1:])
-        if spec.dtype.startswith("int"):
-            low, high = spec.int_range or (0, 2)
-            tensors.append(torch.from_numpy(rng.integers(low, high, size=shape).astype(spec.dtype)))
-        else:
-            tensors.append(torch.from_numpy(rng.standard_normal(shape).astype(spec.dtype)))
-    return tuple(tensors)
+    return tuple(torch.from_numpy(array) for array in model.sample_inputs(batch, seed))
 
 
 def perturbed(mean, var, gamma, beta, eps, rng):
@@ -146,8 +137,9 @@ def check_finite(module, model: ZooModel) -> None:
             raise ValueError(f"{model.name}: output {i} is not finite, above 1e4 or all zero (max {largest:.3g})")
 
 
-def spec(name: str, shape: tuple[int, ...], dtype: str = "float32", int_range=None, dynamic=(0,)) -> InputSpec:
-    return InputSpec(name, tuple(shape), dtype, int_range, tuple(dynamic))
+def spec(name: str, shape: tuple[int, ...], dtype: str = "float32", int_range=None, dynamic=(0,),
+         value_range=None) -> InputSpec:
+    return InputSpec(name, tuple(shape), dtype, int_range, tuple(dynamic), value_range)
 
 
 def prepare(module, model: ZooModel, **norm_options):

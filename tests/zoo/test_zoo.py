@@ -116,3 +116,24 @@ def test_cells_apply_the_floors():
     assert reason_key("node 'conv_12' failed at 3.25 dB") == reason_key("node 'add_7' failed at 1.5 dB")
     assert reason_key("Slice_12 failed") == reason_key("Slice_3 failed")
     assert reason_key("SQNR below the 30 dB floor") != reason_key("SQNR below the 20 dB floor")
+
+
+def test_models_that_rescale_pixels_themselves_get_pixels(tmp_path, monkeypatch):
+    import bench.zoo as zoo_bench
+    from models.zoo.keras_zoo import PIXEL_INPUT
+
+    monkeypatch.setattr(zoo_bench, "ZOO", tmp_path)
+    for model in select(families=["keras"]):
+        (spec,) = model.inputs
+        (sample,) = model.sample_inputs(4, seed=0)
+        samples = zoo_bench.domain_samples(model)
+        if model.arch in PIXEL_INPUT:
+            assert spec.value_range == (0.0, 255.0)
+            assert sample.min() >= 0 and sample.max() < 255 and sample.std() > 50
+            command = zoo_bench.convert_command(model, ["onnx-fp32"], ["--calib", "random"])
+            assert command[-2:] == ["--calib", str(samples)] and command.count("--calib") == 1
+            stored = np.load(samples)
+            assert stored.files == [spec.name] and stored[spec.name].shape[0] == zoo_bench.PARITY_SAMPLES
+        else:
+            assert spec.value_range is None and samples is None
+            assert abs(sample.mean()) < 0.1 and 0.9 < sample.std() < 1.1
