@@ -14,6 +14,7 @@ from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.fuse_gelu import FuseGelu
 from qconvert.passes.guard_pad_pool import GuardPadBeforePool
+from qconvert.passes.infer_shapes import InferShapes
 from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
 from qconvert.passes.remove_identity import RemoveIdentity
 from qconvert.passes.strip_debug_metadata import StripDebugMetadata
@@ -38,8 +39,11 @@ CLEANUP: list[ir.passes.PassBase] = [
     # After every pass that leaves things behind: replaced weights, Constant/Shape nodes
     # whose consumers were folded.
     RemoveDeadNodes(),
-    # Last: FoldBatchNorm inserts nodes; emitters expect producers before consumers.
+    # FoldBatchNorm inserts nodes; emitters expect producers before consumers.
     TopologicalSortPass(),
+    # Last, on the sorted graph: dims computed from the batch (Shape -> Concat -> Reshape) that the
+    # folder kept at run time, followed element by element.
+    InferShapes(),
 ]
 
 

@@ -97,4 +97,5 @@ def test_cleanup_order():
         "GuardPadBeforePool",
         "RemoveDeadNodes",
         "TopologicalSortPass",
+        "InferShapes",
     ]

@@ -126,6 +126,32 @@ def emit_node(node: ir.Node, values: ValueTable, target: str, opset: int) -> Non
         raise UnsupportedOpError(node.op_type, node.name or "", target)
     check_dtypes(node, inputs, target)
     emitter(EmitContext(node, values, target, opset))
+    for value in node.outputs:
+        if value is not None and value.name in values.held:
+            _pin_static_shape(value, values.held[value.name])
+
+
+def _pin_static_shape(value: ir.Value, held: Held) -> None:
+    """Give TensorFlow the dims the IR knows where its own inference lost them: a Reshape or Expand to a
+    shape computed at run time (from the batch) leaves even the rank unknown, and TFLite then cannot
+    lower a Conv2D that reads it. Written as a reshape to the known dims, with -1 for a single unknown
+    one (the batch) or the tensor's own run-time dims for several: the converter re-derives shapes from
+    the ops (set_shape would not survive, and it has no kernel for EnsureShape) and reads both forms.
+    Nothing is done where the dims disagree (the IR's inference may be wrong where TensorFlow's is
+    right)."""
+    if held.is_const or value.shape is None or len(value.shape) != held.rank:
+        return
+    ir_dims = [d if isinstance(d, int) else None for d in value.shape]
+    current = held.tensor.shape
+    known = tf.TensorShape([ir_dims[axis] for axis in held.perm])
+    if current.rank is not None and (not current.is_compatible_with(known) or current.merge_with(known) == current):
+        return
+    dims = known.as_list() if current.rank is None else current.merge_with(known).as_list()
+    if dims.count(None) <= 1:
+        held.tensor = tf.reshape(held.tensor, [-1 if d is None else d for d in dims])
+    else:
+        runtime = tf.shape(held.tensor)
+        held.tensor = tf.reshape(held.tensor, tf.stack([runtime[i] if d is None else d for i, d in enumerate(dims)]))
 
 
 def check_dtypes(node: ir.Node, inputs: list[Held | None], target: str) -> None:

@@ -104,3 +104,21 @@ def test_runtime_shape_arithmetic(case, tmp_path):
         # map built by Range -> Reshape still meets the NHWC input through one TRANSPOSE.
         if "Reshape" not in case and "Range" not in case:
             assert "TRANSPOSE" not in ops, ops
+
+
+def test_conv_after_a_reshape_to_a_runtime_shape(tmp_path):
+    """YOLOv8's DFL: Reshape(x, [N, 4, 16, -1]) from the batch, then a 1x1 Conv. TensorFlow loses every
+    dim through such a Reshape and TFLite cannot lower a Conv2D without its input channels; the dims
+    the IR infers (after cleanup) are given back to it."""
+    from qconvert.passes.pipelines import cleanup
+
+    body = graph("""
+        dfl = Constant <value = int64[3] {4, 16, -1}> ()
+        shape = Concat <axis = 0> (n, dfl)
+        r = Reshape(x, shape)
+        t = Transpose <perm = [0, 2, 1, 3]> (r)
+        sm = Softmax <axis = 1> (t)
+        y = Conv(sm, w)""", "float[N, 1, 4, 3] y").replace(X, "float[N, 64, 3] x, float[1, 16, 1, 1] w")
+    for batch in (1, 3):
+        source = cleanup(model(body, {"w": np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1)}))
+        check(source, tmp_path, atol=1e-4, feeds=_feeds(source, batch))
