@@ -10,6 +10,7 @@ import onnx.numpy_helper
 import onnx_ir as ir
 from onnx_ir.passes.common import TopologicalSortPass
 
+from qconvert.backends.onnx.fp16_workarounds import cast_before_transpose_into_matmul
 from qconvert.backends.targets import EmitOptions
 
 # Ops whose fp16 form loses accuracy (exp/log ranges, long reductions, normalisation statistics) or
@@ -40,6 +41,7 @@ def emit_fp16(model: ir.Model, path: Path, options: EmitOptions = EmitOptions())
     sorted_model = ir.serde.deserialize_model(half)
     TopologicalSortPass()(sorted_model)
     half = ir.serde.serialize_model(sorted_model)
+    cast_before_transpose_into_matmul(half)  # on the sorted graph: it reads inferred types
     # Its recorded intermediate types are partly stale (fp32 where the value is now fp16); runtimes infer them.
     half.graph.ClearField("value_info")
     onnx.checker.check_model(half, full_check=True)  # an invalid file is an emit error, never an artifact
