@@ -1,13 +1,13 @@
 """Build, train and save the reference models.
 
-    python -m models.build --out DIR [--tiny] [--only unet,vgg,convnet,bert]
+    python -m models.build --out DIR [--tiny] [--only unet,vgg,convnet,resnet,mobilenet,bert]
 
 Per model, DIR receives:
     unet:          unet.h5, unet_eval.npz {input [N,128,128,3] f32, labels [N,128,128,1] f32},
                    unet_calib.npz {input} (calibration samples, disjoint from train and eval)
-    vgg, convnet:  NAME.pt (TorchScript), NAME.pt2 (torch.export, dynamic batch),
-                   NAME_weights.pt (state_dict), NAME_eval.npz {x [N,3,32,32] f32, labels [N] i64},
-                   NAME_calib.npz {x}
+    vgg, convnet,  NAME.pt (TorchScript), NAME.pt2 (torch.export, dynamic batch),
+    resnet,        NAME_weights.pt (state_dict), NAME_eval.npz {x [N,3,32,32] f32, labels [N] i64},
+    mobilenet:     NAME_calib.npz {x}
     bert:          bert.pt, bert.pt2, bert_weights.pt, bert_eval.npz {input_ids [N,128] i64, labels [N] i64},
                    bert_calib.npz {input_ids}
 plus manifest.json (metric, parameter count, training time, builder entry point
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("unet", "vgg", "convnet", "bert")
-TORCH_INPUT_NAMES = {"vgg": "x", "convnet": "x", "bert": "input_ids"}
+MODELS = ("unet", "vgg", "convnet", "resnet", "mobilenet", "bert")
+TORCH_INPUT_NAMES = {"vgg": "x", "convnet": "x", "resnet": "x", "mobilenet": "x", "bert": "input_ids"}
 MAX_BATCH = 1024
 # Calibration samples come from the training distribution but not from the training or eval sets:
 # shapes and token sequences from their own seed, digits from the training split.
