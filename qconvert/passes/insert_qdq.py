@@ -9,7 +9,7 @@ from qconvert.ir.metadata import set_meta
 from qconvert.ir.values import add_initializer
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.params import activation_params, quantize_bias, quantize_weight, weight_scales
-from qconvert.quant.plan import Layer, find_layers, layer_name, plan_quantization
+from qconvert.quant.plan import FixedScale, Layer, find_layers, layer_name, plan_quantization
 
 MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (the axis attribute)
 
@@ -55,7 +55,7 @@ class InsertQDQ(ir.passes.InPlacePass):
         missing = [t.name for t in plan.tensors if t.name not in self.ranges]
         if missing:
             raise ValueError(f"no calibrated range for {', '.join(missing[:5])}")
-        params = self._group_params(plan.group_members())
+        params = self._group_params(plan.group_members(), plan.fixed)
         group_values: dict[str, tuple[ir.Value, ir.Value]] = {}
         scale_of: dict[ir.Value, np.float32] = {}  # by value: a graph output's float tensor gets renamed
         for tensor in plan.tensors:
@@ -69,9 +69,10 @@ class InsertQDQ(ir.passes.InPlacePass):
                 )
             scale_of[tensor] = params[group][0]
             _insert_qdq(graph, tensor, *group_values[group])
+        weights: dict[tuple[str, int | None], ir.Value] = {}  # one int8 copy of a constant shared by layers
         for layer in plan.layers:
             if layer.weight is not None:
-                _quantize_weight_and_bias(graph, layer, scale_of.get(layer.inputs[0]), self.config)
+                _quantize_weight_and_bias(graph, layer, scale_of.get(layer.inputs[0]), self.config, weights)
         graph.sort()
         set_meta(model, "quantization", {
             "config": self.config.describe(), "layers": len(plan.layers),
@@ -79,10 +80,15 @@ class InsertQDQ(ir.passes.InPlacePass):
         })
         return ir.passes.PassResult(model, modified=bool(plan.tensors or plan.layers))
 
-    def _group_params(self, members: dict[str, list[str]]) -> dict[str, tuple[np.float32, int]]:
-        """One range per shared-scale group: the union of its members' ranges."""
+    def _group_params(self, members: dict[str, list[str]], fixed: dict[str, FixedScale]
+                      ) -> dict[str, tuple[np.float32, int]]:
+        """One range per shared-scale group: the union of its members' ranges, or the fixed output scale
+        of a Sigmoid/Softmax/Tanh in it (qconvert.quant.plan.FIXED_OUTPUT)."""
         params = {}
         for group, names in members.items():
+            if group in fixed:
+                params[group] = fixed[group].params(self.config.activation_dtype)
+                continue
             lo = min(self.ranges[n][0] for n in names)
             hi = max(self.ranges[n][1] for n in names)
             params[group] = activation_params(lo, hi, self.config.activation_dtype,
@@ -122,17 +128,21 @@ def _insert_qdq(graph: ir.Graph, x: ir.Value, scale: ir.Value, zero_point: ir.Va
 
 
 def _quantize_weight_and_bias(graph: ir.Graph, layer: Layer, input_scale: np.float32 | None,
-                              config: QuantConfig) -> None:
+                              config: QuantConfig, done: dict[tuple[str, int | None], ir.Value]) -> None:
     node, weight = layer.node, layer.weight
     w = weight.const_value.numpy().astype(np.float32)
     axis = layer.weight_axis if config.per_channel and w.ndim > 1 else None
     scales = weight_scales(w, axis)
-    q = add_initializer(graph, f"{weight.name}_quantized", quantize_weight(w, scales, axis))
-    s = add_initializer(graph, f"{weight.name}_scale", scales if axis is not None else scales.reshape(()))
-    zp = add_initializer(graph, f"{weight.name}_zero_point", np.zeros(s.shape.dims, dtype=np.int8))
-    dq = _dequantize(weight.name, [q, s, zp], weight, axis)
-    graph.insert_before(node, dq)
-    node.replace_input_with(1, dq.outputs[0])
+    key = (weight.name, axis)
+    if key not in done:
+        q = add_initializer(graph, f"{weight.name}_quantized", quantize_weight(w, scales, axis))
+        s = add_initializer(graph, f"{weight.name}_scale", scales if axis is not None else scales.reshape(()))
+        zp = add_initializer(graph, f"{weight.name}_zero_point", np.zeros(s.shape.dims, dtype=np.int8))
+        dq = _dequantize(f"{weight.name}_{axis}" if any(k[0] == weight.name for k in done) else weight.name,
+                         [q, s, zp], weight, axis)
+        graph.insert_before(node, dq)
+        done[key] = dq.outputs[0]
+    node.replace_input_with(layer.weight_index, done[key])
     _drop_if_unused(graph, weight)
 
     bias = layer.bias

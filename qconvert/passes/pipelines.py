@@ -9,7 +9,9 @@ from onnx_ir.passes.common import TopologicalSortPass
 
 from qconvert.errors import PassError
 from qconvert.ir.values import copy_model
+from qconvert.passes.channel_affine_to_conv import ChannelAffineToConv
 from qconvert.passes.channel_shuffle import ChannelShuffleToGather
+from qconvert.passes.fold_affine import FoldChannelAffine
 from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.fuse_gelu import FuseGelu
@@ -51,6 +53,11 @@ CLEANUP: list[ir.passes.PassBase] = [
 # kernel in some runtime become ones that do.
 INT8_PREPARATION: list[ir.passes.PassBase] = [
     UnfoldConvTranspose(),
+    # Per-channel Mul/Add (exported BatchNormalization, Keras Rescaling/Normalization) into the Conv
+    # next to it, where that is exact.
+    FoldChannelAffine(),
+    # After FoldChannelAffine: only what it could not fold becomes one depthwise 1x1 Conv.
+    ChannelAffineToConv(),
     RemoveDeadNodes(),
     TopologicalSortPass(),
 ]

@@ -5,6 +5,8 @@ Each rewrite keeps the quantized function exactly (the same integers reach every
 1. Activations as uint8, zero point + 128. The x86 kernels take unsigned activations; onnxruntime converts
    an int8 QuantizeLinear→DequantizeLinear pair itself, but not one whose tensor feeds two layers (a
    UNet's skip connection), and then the Concat and MaxPool on it see mixed types and stay float.
+   A constant operand of Add/Mul (an int8 DequantizeLinear of a constant, qconvert.quant.plan) becomes
+   uint8 the same way: QLinearAdd/QLinearMul take both inputs in the output's type.
 2. A Relu or Clip fused into a layer whose output's integer range does not end at its bounds (a Relu
    output sharing a scale with a Concat whose other input goes negative): QLinearConv has no clamp, so
    onnxruntime would run the Conv in float. Instead the integer output goes through Max/Min at the
@@ -24,7 +26,9 @@ import onnx_ir as ir
 
 from qconvert.ir.values import add_initializer, constant_array, copy_model
 
-LAYERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+from qconvert.quant.plan import BINARY_OPS, FUSING_OPS
+
+LAYERS = FUSING_OPS  # the ops a Relu/Clip fuses into (the plan's rule)
 
 
 def lower_for_onnxruntime(model: ir.Model) -> ir.Model:
@@ -51,7 +55,15 @@ def _activations_to_uint8(graph: ir.Graph) -> None:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.inputs) < 3:
             continue
         if node.op_type == "DequantizeLinear" and constant_array(node.inputs[0]) is not None:
-            continue
+            if not _binary_operand(node):
+                continue  # a weight: the kernels take signed weights
+            data = constant_array(node.inputs[0])
+            shifted = add_initializer(graph, f"{node.inputs[0].name}_uint8",
+                                      (data.astype(np.int16) + 128).astype(np.uint8))
+            old = node.inputs[0]
+            node.replace_input_with(0, shifted)
+            if old.name in graph.initializers and not list(old.uses()):
+                graph.initializers.pop(old.name)
         zero = node.inputs[2]
         array = constant_array(zero)
         if array is None or array.dtype != np.int8:
@@ -65,6 +77,14 @@ def _activations_to_uint8(graph: ir.Graph) -> None:
     for name in converted:
         if name in graph.initializers and not list(graph.initializers[name].uses()):
             graph.initializers.pop(name)
+
+
+def _binary_operand(dq: ir.Node) -> bool:
+    """An int8 DequantizeLinear of a constant that only Add/Mul read."""
+    uses = list(dq.outputs[0].uses())
+    data = constant_array(dq.inputs[0])
+    return (bool(uses) and data is not None and data.dtype == np.int8
+            and all(use.node.op_type in BINARY_OPS for use in uses))
 
 
 # -- 2. Relu/Clip that the output's integer range does not already do -------------------------------
