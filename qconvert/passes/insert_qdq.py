@@ -35,7 +35,10 @@ class InsertQDQ(ir.passes.InPlacePass):
         pq = QuantizeLinear(p, s_z, zp_z)        p' = DequantizeLinear(pq, s_z, zp_z)
 
     Scales and zero points are initializers named after the tensor (``<group>_scale``,
-    ``<W>_scale``...), the single source of truth every int8 backend lowers. Graph inputs and outputs
+    ``<W>_scale``...), the single source of truth every int8 backend lowers. A group holding a
+    Sigmoid, Softmax or Tanh output takes the plan's FIXED_OUTPUT scale instead of its calibrated
+    range. A constant operand of Add/Mul and a PRelu slope become int8 like a weight, one scale for the
+    tensor (a constant shared by several ops is quantized once). Graph inputs and outputs
     keep their names and float types. Layers named in ``exclude`` stay float (mixed precision); they are
     listed, with the configuration, in the model's ``qconvert.quantization`` metadata (qconvert.ir.metadata).
     """
