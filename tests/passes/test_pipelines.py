@@ -99,3 +99,15 @@ def test_cleanup_order():
         "TopologicalSortPass",
         "InferShapes",
     ]
+
+
+def test_int8_preparation_order():
+    from qconvert.passes.pipelines import INT8_PREPARATION
+
+    assert [type(p).__name__ for p in INT8_PREPARATION] == [
+        "UnfoldConvTranspose",
+        "FoldChannelAffine",
+        "ChannelAffineToConv",
+        "RemoveDeadNodes",
+        "TopologicalSortPass",
+    ]
