@@ -25,6 +25,8 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.backends.targets import EmitOptions
+from qconvert.backends.tflite.int8_lowering import lower_for_tflite
+from qconvert.backends.tflite.int8_support import check_integer_ops
 
 IO_DTYPES = {"int8": np.int8, "uint8": np.uint8}
 FLOAT_TYPES = ("FLOAT32", "FLOAT16")
@@ -40,15 +42,18 @@ def _tensorflow():
 
 
 def ir_scales(model: ir.Model) -> dict[str, tuple[float, int]]:
-    """The (scale, zero point) of each activation the IR quantizes, by the quantized value's name."""
+    """The (scale, zero point) of each activation the IR quantizes, by the quantized value's name.
+
+    Zero points are on int8 levels, as the file holds its inner tensors (a uint8 IR's minus 128)."""
     found = {}
     for node in model.graph:
         if node.op_type != "QuantizeLinear":
             continue
         scale = np.asarray(node.inputs[1].const_value.numpy()).reshape(-1)
         zero_point = (np.asarray(node.inputs[2].const_value.numpy()).reshape(-1)
-                      if len(node.inputs) > 2 and node.inputs[2] is not None else np.zeros(1))
-        found[node.inputs[0].name] = (float(scale[0]), int(zero_point[0]))
+                      if len(node.inputs) > 2 and node.inputs[2] is not None else np.full(1, 128, np.uint8))
+        shift = 128 if zero_point.dtype == np.uint8 else 0
+        found[node.inputs[0].name] = (float(scale[0]), int(zero_point[0]) - shift)
     return found
 
 
@@ -101,6 +106,8 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     if not any(node.op_type == "QuantizeLinear" for node in model.graph):
         raise ValueError(f"{target} lowers the IR's QDQ; this IR has no QuantizeLinear (calibrate first)")
     kept_float = float_layers(model)
+    model = lower_for_tflite(model)
+    check_integer_ops(model, target, float_layers=bool(kept_float))
     program = build_program(model, options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, io_dtype, allow_float=bool(kept_float))
@@ -249,13 +256,14 @@ FIXED_OUTPUT = {"LOGISTIC", "SOFTMAX", "LOG_SOFTMAX", "TANH"}
 
 
 def check_scales(inspection: dict, wanted: dict[str, tuple[float, int]], target: str) -> dict:
-    """Every activation scale in the file is one of the IR's: the fake-quant ranges won.
+    """Every activation's (scale, zero point) in the file is one of the IR's: the fake-quant ranges won.
 
     Activations are the ops' outputs and the model's inputs; weights (per channel) and int32 bias are
-    derived from the IR's quantized values and checked by the tests. Outputs of kernels with a fixed
-    output quantization are listed instead. Returns {"checked": n, "fixed_by_kernel": [...]}.
+    derived from the IR's quantized values and checked by the tests. The outputs of kernels with a fixed
+    output quantization are checked too (the IR must carry that fixed scale, quant.plan.FIXED_OUTPUT)
+    and listed. Returns {"checked": n, "fixed_by_kernel": [...]}.
     """
-    ir_values = np.array(sorted({s for s, _ in wanted.values()}), dtype=np.float64)
+    grids = sorted(set(wanted.values()))
     fixed, checked = [], 0
     activations = {i: None for i in inspection["io"]["inputs"].values()}
     for op in inspection["ops"]:
@@ -265,14 +273,19 @@ def check_scales(inspection: dict, wanted: dict[str, tuple[float, int]], target:
         tensor = inspection["tensors"][index]
         if tensor["dtype"] not in ("int8", "uint8") or len(tensor["scales"]) != 1:
             continue
-        scale = tensor["scales"][0]
-        if op in FIXED_OUTPUT:
-            fixed.append(f"{op} {tensor['name'].split(';')[0]}: scale {scale:g}, zero point {tensor['zero_points'][0]}")
-            continue
         if op == "QUANTIZE" and index in inspection["io"]["outputs"].values():
             continue  # the int8 -> uint8 output conversion keeps its producer's scale (checked there)
+        scale = tensor["scales"][0]
+        zero_point = tensor["zero_points"][0] - (128 if tensor["dtype"] == "uint8" else 0)
         checked += 1
-        if not np.any(np.abs(ir_values - scale) <= SCALE_RTOL * ir_values):
-            raise ValueError(f"{target}: tensor {tensor['name']} has scale {scale:g}, none of the IR's "
-                             f"(the converter re-derived a range)")
+        known = any(abs(s - scale) <= SCALE_RTOL * s and z == zero_point for s, z in grids)
+        name = tensor["name"].split(";")[0]
+        if op in FIXED_OUTPUT:
+            fixed.append(f"{op} {name}: scale {scale:g}, zero point {tensor['zero_points'][0]}")
+            if not known:
+                raise ValueError(f"{target}: {op} output {name} has the scale its kernel fixes ({scale:g}, zero "
+                                 f"point {zero_point}), which the IR's QDQ does not give it")
+        elif not known:
+            raise ValueError(f"{target}: tensor {tensor['name']} has scale {scale:g}, zero point {zero_point}, "
+                             f"none of the IR's (the converter re-derived a range)")
     return {"checked": checked, "fixed_by_kernel": fixed}

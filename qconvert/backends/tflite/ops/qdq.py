@@ -7,6 +7,10 @@ nudging leaves the range as it is). The TFLite converter turns each fake-quant o
 scale and zero point (qconvert.backends.tflite.quantized). DequantizeLinear of a constant (the IR's int8
 weights and int32 bias) is folded to float by the emitter before it gets here; the converter re-derives
 the same per-channel weight scale from those values (the largest |w'| of each channel is 127·s).
+
+A QuantizeLinear that the int8 lowering marks with ``ARRANGEMENT`` = "ir" (qconvert.backends.tflite.
+int8_lowering) materializes its tensor in the IR's arrangement instead of as held, so that a kernel
+working on the last axis (SOFTMAX after a Transpose) finds its axis last.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from qconvert.backends.tflite.context import EmitContext
+from qconvert.backends.tflite.int8_lowering import ARRANGEMENT
 from qconvert.backends.tflite.registry import emits
 
 LEVELS = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
@@ -43,9 +48,10 @@ def quantize_linear(ctx: EmitContext) -> None:
     if ctx.held(0).is_const:
         raise ctx.unsupported("quantizing a constant (the IR stores quantized weights)")
     low, high = fake_quant_range(*_params(ctx))
-    x = ctx.tensor(0)
+    in_ir_arrangement = ctx.node.metadata_props.get(ARRANGEMENT) == "ir"
+    x = ctx.plain(0) if in_ir_arrangement else ctx.tensor(0)
     ctx.set(tf.quantization.fake_quant_with_min_max_vars(x, low, high, num_bits=8, narrow_range=False),
-            ctx.perm(0))
+            None if in_ir_arrangement else ctx.perm(0))
 
 
 @emits("DequantizeLinear")
