@@ -88,11 +88,18 @@ def emit_qdq(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) 
 
 
 def emit_dynamic(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
-    """Dynamic int8 for MatMul/Gemm: int8 weights, activations quantized per batch at run time
-    (onnxruntime's quantize_dynamic; its kernels fuse into DynamicQuantizeMatMul)."""
+    """Dynamic int8 for MatMul/Gemm: int8 weights per output channel (`--weight-granularity per-tensor`
+    for one scale), activations quantized per batch at run time (onnxruntime's quantize_dynamic; its
+    kernels fuse into DynamicQuantizeMatMul). The IR is the dynamic preparation's: LayerNorm outlier
+    channels migrated into the weights (qconvert/passes/smooth_quant.py), the same IR torch-dynamic emits."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    proto = ir.serde.serialize_model(model)
+    from qconvert.ir.metadata import get_meta
+    from qconvert.passes.smooth_quant import META_KEY, prepare_for_dynamic
+
+    smoothed = prepare_for_dynamic(model)
+    per_channel = options.quant.per_channel if options.quant else True
+    proto = ir.serde.serialize_model(smoothed)
     # The quantizer re-infers shapes after rewriting Gemm weights; recorded intermediate shapes
     # (value_info) of the old weights then contradict it.
     proto.graph.ClearField("value_info")
@@ -101,8 +108,7 @@ def emit_dynamic(model: ir.Model, path: Path, options: EmitOptions = EmitOptions
     root.setLevel(logging.ERROR)  # its "consider pre-processing" advice goes to the root logger
     try:
         quantize_dynamic(
-            proto, path, op_types_to_quantize=["MatMul", "Gemm"],
-            per_channel=options.quant.per_channel if options.quant else False,
+            proto, path, op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
             weight_type=QuantType.QInt8,
             # A MatMul of two activations (attention scores) stays float: quantizing it per batch costs
             # more than it saves and hurts accuracy most.
@@ -111,4 +117,6 @@ def emit_dynamic(model: ir.Model, path: Path, options: EmitOptions = EmitOptions
     finally:
         root.setLevel(level)
     quantized = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in onnx.load(str(path)).graph.node)
-    return {"quantization": {"config": "dynamic int8 MatMul/Gemm weights", "layers": quantized}}
+    return {"quantization": {
+        "config": f"dynamic int8 MatMul/Gemm weights ({'per output channel' if per_channel else 'per tensor'})",
+        "layers": quantized, "smoothed_layernorms": get_meta(smoothed, META_KEY, {})}}

@@ -33,6 +33,10 @@ def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions =
     from qconvert.backends.torch.program import build
 
     facts: dict = {"dtype": dtype_name}
+    if mode == "dynamic":
+        from qconvert.passes.smooth_quant import prepare_for_dynamic
+
+        model = prepare_for_dynamic(model)  # the IR onnx-dynamic emits too: outlier channels smoothed
     if mode in ("int8", "dynamic"):
         facts["engine"] = quantized_engine(engine)
         torch.backends.quantized.engine = facts["engine"]  # packed weights are laid out for this engine
@@ -47,7 +51,10 @@ def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions =
                                  "float_fallbacks": dict(sorted(builder.float_fallbacks.items()))}
     if mode == "dynamic":
         layers = sum(type(m).__name__ == "Linear" and "dynamic" in type(m).__module__ for m in module.modules())
-        facts["quantization"] = {"config": "dynamic int8 Linear weights (per output channel)", "layers": layers}
+        from qconvert.passes.smooth_quant import META_KEY
+
+        facts["quantization"] = {"config": "dynamic int8 Linear weights (per output channel)", "layers": layers,
+                                 "smoothed_layernorms": get_meta(model, META_KEY, {})}
     if dtype_name in ("float16", "bfloat16"):
         facts["note"] = CPU_HALF_NOTE.format(dtype=dtype_name)
     return module, facts
