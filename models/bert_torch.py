@@ -8,6 +8,20 @@ both torch.onnx.export(dynamo=True) and TorchScript see simple ops.
 final hidden states float32 [batch, seq_len, hidden]. The classification head
 used for training (mean-pool + Linear) lives in `Classifier` and is not part
 of the exported artifacts.
+
+Pretrained-like outliers (`add_outlier_channels`). Pretrained BERT-family
+models carry a few hidden dimensions whose LayerNorm gain and bias are 20-100x
+the median; a short training run from scratch never grows them, and they are
+what breaks per-tensor int8 activations. `build_and_train` therefore trains
+as usual, then scales the gain and bias of OUTLIER_DIMS in every LayerNorm
+that feeds the next block (not the final one, whose output is the model's
+output) by OUTLIER_GAINS, dividing the same input columns of the Linears that
+read that LayerNorm by the gain: exact for those Linears. It cannot be exact
+for the post-LN residual, which carries the LayerNorm output into the next
+LayerNorm, whose statistics then change; so the model is fine-tuned with the
+same recipe at half the learning rate, and the outlier dims keep their size
+(they move by at most lr per step). Measured at tiny size: eval top-1 0.918
+before, 0.875 right after the injection, 0.949 after the fine-tune.
 """
 
 import math
@@ -99,15 +113,54 @@ def build_tiny():
     return build(hidden=32, layers=1, heads=2, ffn=64)
 
 
+def outlier_norms(encoder):
+    """(LayerNorm, the Linears that read its output) for every LayerNorm whose output enters the next block."""
+    pairs = []
+    for index, block in enumerate(encoder.blocks):
+        before = encoder.norm if index == 0 else encoder.blocks[index - 1].norm2
+        attention = block.attention
+        pairs.append((before, [attention.query, attention.key, attention.value]))
+        pairs.append((block.norm1, [block.ffn[0]]))
+    return pairs
+
+
+@torch.no_grad()
+def add_outlier_channels(encoder, dims, gains):
+    """Gain and bias of `dims` times `gains` in each LayerNorm of `outlier_norms`, those input columns of
+    its Linears divided by them (the bias is set to gain * OUTLIER_BIAS, since a trained bias is ~0)."""
+    for norm, linears in outlier_norms(encoder):
+        for dim, gain in zip(dims, gains):
+            norm.weight[dim] *= gain
+            norm.bias[dim] = norm.weight[dim] * OUTLIER_BIAS
+            for linear in linears:
+                linear.weight[:, dim] /= gain
+
+
+def outlier_ratios(encoder):
+    """Per LayerNorm of `outlier_norms`: its largest |gain| and |bias| over their medians."""
+    ratios = {}
+    for norm, _ in outlier_norms(encoder):
+        gain, bias = norm.weight.detach().abs(), norm.bias.detach().abs()
+        name = next(n for n, m in encoder.named_modules() if m is norm)
+        ratios[name] = (float(gain.max() / gain.median()), float(bias.max() / bias.median()))
+    return ratios
+
+
+# A few dims, 20-100x the median gain (BERT-base's best known are dims 308 and 381).
+OUTLIER_DIMS, OUTLIER_GAINS = (3, 17, 101), (60.0, 25.0, 90.0)
+TINY_OUTLIER_DIMS, TINY_OUTLIER_GAINS = (3, 17), (60.0, 25.0)
+OUTLIER_BIAS = 0.005  # bias = gain * 0.005: 0.3 for gain 60, against trained medians of 0.001-0.01
+
 SEQ_LEN, VOCAB = 128, 1000
 FULL_TRAIN = dict(n_train=2048, epochs=4, lr=2e-3)
 TINY_TRAIN = dict(n_train=2048, epochs=3, lr=3e-3)
 EVAL_SEED, N_EVAL = 1234, 256
 
 
-def build_and_train(tiny=False, seed=0):
+def build_and_train(tiny=False, seed=0, outliers=True):
     """Returns (encoder in eval mode, eval input_ids, eval labels, eval accuracy
-    of encoder + head, train seconds)."""
+    of encoder + head, train seconds). With `outliers`, the trained encoder gets
+    pretrained-like outlier channels and is fine-tuned (see the module docstring)."""
     hyper = dict(TINY_TRAIN if tiny else FULL_TRAIN)
     x_train, y_train = token_sequences(hyper.pop("n_train"), SEQ_LEN, VOCAB, seed=seed)
     x_eval, y_eval = token_sequences(N_EVAL, SEQ_LEN, VOCAB, seed=EVAL_SEED)
@@ -116,4 +169,11 @@ def build_and_train(tiny=False, seed=0):
         seconds = train_classifier(
             model, x_train, y_train, batch_size=32, weight_decay=0.01, optimizer="adamw", seed=seed, **hyper
         )
+        if outliers:
+            dims, gains = (TINY_OUTLIER_DIMS, TINY_OUTLIER_GAINS) if tiny else (OUTLIER_DIMS, OUTLIER_GAINS)
+            add_outlier_channels(model.encoder, dims, gains)
+            hyper["lr"] /= 2
+            seconds += train_classifier(
+                model, x_train, y_train, batch_size=32, weight_decay=0.01, optimizer="adamw", seed=seed + 1, **hyper
+            )
     return model.encoder, x_eval, y_eval, top1(predict(model, x_eval), y_eval), seconds
