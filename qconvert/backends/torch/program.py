@@ -12,6 +12,7 @@ scale and zero point): a DequantizeLinear of an activation costs nothing until a
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +70,7 @@ class Builder:
     int8_kernels: dict[str, int] = field(default_factory=dict)
     _buffers: dict[str, fx.Node] = field(default_factory=dict)
     _dequantized: dict[str, fx.Node] = field(default_factory=dict)
+    quantized_inputs: bool = False  # input() hands quantized tensors over as they are (on_quantized())
     _names: set[str] = field(default_factory=set)
     _inferred: dict[str, tuple] | None = None
 
@@ -179,11 +181,23 @@ class Builder:
             return None
         value = node.inputs[index]
         held = self.held(value)
+        if isinstance(held, Quant) and self.quantized_inputs:
+            return held.node
         if isinstance(held, Quant):
             if value.name not in self._dequantized:
                 self._dequantized[value.name] = self.method("dequantize", held.node)
             return self._dequantized[value.name]
         return held
+
+    @contextmanager
+    def on_quantized(self):
+        """Within it, emitters get quantized inputs as quantized tensors: for the emitters whose torch calls
+        have quantized kernels (data movement, pooling, resizing), so that one emitter serves both."""
+        self.quantized_inputs = True
+        try:
+            yield
+        finally:
+            self.quantized_inputs = False
 
     def quant(self, value: ir.Value | None) -> Quant | None:
         held = self.values.get(value.name) if value is not None else None
