@@ -2,12 +2,17 @@
 
 from qconvert.backends.tflite.ops import (  # noqa: F401
     activation,
+    bitwise,
     conv,
+    cumulative,
     einsum,
     elementwise,
+    linalg,
     linear,
     normalization,
     indexing,
+    nonfinite,
+    nonzero,
     pad,
     pool,
     qdq,
@@ -16,4 +21,5 @@ from qconvert.backends.tflite.ops import (  # noqa: F401
     resize,
     shape,
     tensor,
+    unpool,
 )
