@@ -187,9 +187,26 @@ def _weighted(node: ir.Node, graph: ir.Graph) -> Layer | None:
     return None
 
 
+_SHAPE_ARITHMETIC = {"Shape", "Size"}
+_SHAPE_STEPS = {"Cast", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Add", "Sub", "Mul", "Div", "Floor",
+                "Ceil", "Reshape", "Identity"}
+
+
+def _shape_derived(value: ir.Value, depth: int = 8) -> bool:
+    """Whether the value is computed from a tensor's shape (a Resize size scaled in float): shape
+    arithmetic, never an activation to quantize."""
+    producer = value.producer()
+    if producer is None or depth == 0:
+        return False
+    if producer.op_type in _SHAPE_ARITHMETIC:
+        return True
+    return producer.op_type in _SHAPE_STEPS and any(
+        v is not None and not _is_static(v) and _shape_derived(v, depth - 1) for v in producer.inputs)
+
+
 def _binary(node: ir.Node, graph: ir.Graph) -> Layer | None:
     """Add/Mul of two activations, or of an activation and a finite float constant."""
-    if len(node.inputs) != 2 or any(v is None for v in node.inputs):
+    if len(node.inputs) != 2 or any(v is None or _shape_derived(v) for v in node.inputs):
         return None
     fused = _fused_activation(node, graph)
     output = fused.outputs[0] if fused else node.outputs[0]

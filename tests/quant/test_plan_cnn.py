@@ -229,3 +229,30 @@ def test_excluded_unit_keeps_its_activation_float():
     assert [use.node.op_type for use in add.outputs[0].uses()] == ["Relu"]  # float Add, float Relu
     params = quantized_outputs(model)
     assert "s" not in params and "r" in params  # r still feeds an int8 Conv
+
+
+SHAPE_ARITHMETIC = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N,4,4,4] x, float[4,4,1,1] W) => (float[N,4,8,8] y) <float two = {2.0}, int64[2] spatial = {2, 3}> {
+  c = Conv (x, W)
+  shape = Shape (c)
+  hw = Gather (shape, spatial)
+  f = Cast <to=1> (hw)
+  g = Mul (f, two)
+  h = Add (g, f)
+  i = Sub (h, f)
+  sizes_hw = Cast <to=7> (i)
+  nc = Slice (shape, zero, two_i)
+  sizes = Concat <axis=0> (nc, sizes_hw)
+  y = Resize <mode="nearest"> (c, , , sizes)
+}
+"""
+
+
+def test_float_shape_arithmetic_is_not_quantized():
+    """A Resize size computed in float from a Shape (exporters' dynamic interpolate): no QDQ on it."""
+    text = SHAPE_ARITHMETIC.replace("<float two = {2.0}, int64[2] spatial = {2, 3}>",
+                                    "<float two = {2.0}, int64[2] spatial = {2, 3}, int64[1] zero = {0}, "
+                                    "int64[1] two_i = {2}>")
+    plan = plan_quantization(inferred(with_weights(text, W=(4, 4, 1, 1))).graph)
+    assert sorted(t.name for t in plan.tensors) == ["c", "x", "y"]
