@@ -80,3 +80,30 @@ def test_keras_batchnorm_after_add_and_hardswish_from_scalars_run_integer():
                                       "QLinearMul", "QLinearMul"]
     feeds = cnn_blocks.random_feeds(prepared, samples=4, seed=2)
     assert sqnr_db(run(prepared, feeds)[0], run(proto, feeds)[0]) > 25
+
+
+SPATIAL_MEANS = """
+<ir_version: 8, opset_import: ["" : 18]>
+g (float[N,16,4,4] x, float[16,16,1,1] W, float[8,16] Wf) => (float[N,8] y, float[N,16,1,1] k)
+  <int64[2] spatial = {2, 3}> {
+  c = Conv (x, W)
+  r = Relu (c)
+  k = ReduceMean <keepdims=1> (r, spatial)
+  m = ReduceMean <keepdims=0> (r, spatial)
+  y = Gemm <transB=1> (m, Wf)
+}
+"""
+
+
+def test_spatial_reducemean_runs_as_integer_global_average_pool():
+    """torchvision's adaptive_avg_pool2d exports as ReduceMean over H, W: onnxruntime has no integer
+    ReduceMean, the lowering writes it as GlobalAveragePool (and a Squeeze for keepdims=0)."""
+    model = with_weights(SPATIAL_MEANS, W=(16, 16, 1, 1), Wf=(8, 16))
+    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(ir.serde.serialize_model(model)))
+    proto, prepared = lowered(model)
+    assert [n.op_type for n in proto.graph.node].count("ReduceMean") == 0
+    assert float_compute_ops(proto) == []
+    assert integer_kernels(proto) == ["QGemm", "QLinearConv", "QLinearGlobalAveragePool", "QLinearGlobalAveragePool"]
+    feeds = cnn_blocks.random_feeds(prepared, samples=4, seed=2)
+    for want, got in zip(run(prepared, feeds), run(proto, feeds)):
+        assert sqnr_db(want, got) > 30
