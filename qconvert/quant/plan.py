@@ -366,12 +366,12 @@ def plan_quantization(graph: ir.Graph, exclude: set[str] = frozenset()) -> Plan:
     node_order = {node: i for i, node in enumerate(graph)}
     layers.sort(key=lambda layer: node_order[layer.node])
     tensors = sorted(chosen.values(), key=lambda v: order.get(v.name, -1))
-    groups, fixed = _share_scales(graph, layers, sorted(shared, key=lambda s: node_order[s[0]]))
-    return Plan(layers, tensors, {t.name: groups.find(t.name) for t in tensors},
-                {groups.find(name): rule for name, rule in fixed.items()})
+    groups, fixed = _share_scales(layers, sorted(shared, key=lambda s: node_order[s[0]]))
+    return Plan(layers, tensors, {t.name: groups.find(t.name) for t in tensors}, fixed)
 
 
-def _share_scales(graph: ir.Graph, layers: list[Layer], shared: list[tuple[ir.Node, list[ir.Value]]]):
+def _share_scales(layers: list[Layer], shared: list[tuple[ir.Node, list[ir.Value]]]
+                  ) -> tuple[_Groups, dict[str, FixedScale]]:
     """Union the same-scale ops' values in graph order; a fixed output scale spreads to its group."""
     groups = _Groups()
     fixed: dict[str, FixedScale] = {}  # root name -> rule, kept current through unions
@@ -381,7 +381,7 @@ def _share_scales(graph: ir.Graph, layers: list[Layer], shared: list[tuple[ir.No
             fixed[layer.output.name] = rule
     for node, values in shared:
         roots = {groups.find(v.name) for v in values if _is_activation(v)}
-        rules = {fixed.get(root) for root in roots}
+        rules = {fixed.get(groups.find(v.name)) for v in values if v not in node.outputs}
         if node.op_type == "Concat" and len(rules) > 1:
             # One input has a fixed scale that another does not: the Concat requantizes instead.
             continue

@@ -192,6 +192,13 @@ def test_concat_of_a_fixed_scale_and_another_tensor_requantizes():
     assert sqnr_db(run(reference, feeds)[0], run(model, feeds)[0]) > 30
 
 
+def test_concat_of_two_sigmoids_keeps_their_fixed_scale():
+    text = CONCAT_FIXED.replace("y = Concat <axis=1> (a, s)", "t = Sigmoid (a)\n  y = Concat <axis=1> (t, s)")
+    model, _, _ = quantize(with_weights(text, W1=(4, 3, 1, 1), W2=(4, 3, 1, 1)))
+    params = quantized_outputs(model)
+    assert params["s"] == params["t"] == params["y_float"] == (1 / 256, -128)
+
+
 SCALAR_CONSTANTS = """
 <ir_version: 8, opset_import: ["" : 17]>
 g (float[N,4,4,4] x, float[4,4,1,1] W) => (float[N,4,4,4] y) <float three = {3.0}, float sixth = {0.16666667}> {
