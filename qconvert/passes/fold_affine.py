@@ -82,6 +82,11 @@ class FoldChannelAffine(ir.passes.InPlacePass):
     Both folds are exact in real arithmetic; in float32 they differ by rounding only (~1e-6 relative).
     Grouped and depthwise Convs included (each output channel reads its own group's inputs). What does
     not fold stays as it is (ChannelAffineToConv makes it one per-channel op for int8).
+
+    Two steps make more of them foldable, both exact: an inference BatchNormalization node that
+    FoldBatchNorm left (tf2onnx keeps one after a Relu) is split into its Mul and Add first, and a Mul/Add
+    by a constant followed by a Transpose (Keras preprocessing on the NHWC input, before tf2onnx's
+    Transpose to NCHW) moves after it, its constant transposed.
     """
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
