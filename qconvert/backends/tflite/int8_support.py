@@ -35,12 +35,14 @@ INTEGER_KERNELS = {
 INTEGER_CLAMPS = {(0.0, None), (0.0, 6.0), (-1.0, 1.0)}
 
 
-def check_integer_ops(model: ir.Model, target: str, float_layers: bool = False) -> None:
+def check_integer_ops(model: ir.Model, target: str, float_layers: list[str] | tuple = ()) -> None:
     """Raise UnsupportedOpError for the first node that the full-integer file could not run on integers.
 
-    ``float_layers``: mixed precision kept some layers float, so float regions are expected; only the
-    quantized ops are checked then."""
+    ``float_layers``: the layers mixed precision kept float, so float regions are expected; only the
+    quantized ops are checked then, and those layers must not be quantized (the converter quantizes
+    any op it finds between fake-quant ops)."""
     static = _static_values(model.graph)
+    kept = set(float_layers)
     for node in model.graph:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear") or node.domain not in ("", "ai.onnx"):
             continue
@@ -50,7 +52,7 @@ def check_integer_ops(model: ir.Model, target: str, float_layers: bool = False) 
         if _fused_into_producer(node):
             continue  # checked with the layer it belongs to
         if not all(_quantized_output(v) for v in outputs):
-            if float_layers:
+            if kept:
                 continue
             raise UnsupportedOpError(node.op_type, node.name or "", target,
                                      "the QDQ IR leaves its output float; a full-integer file needs every op quantized")
@@ -60,6 +62,9 @@ def check_integer_ops(model: ir.Model, target: str, float_layers: bool = False) 
                 raise UnsupportedOpError(node.op_type, node.name or "", target,
                                          f"its input {value.name} is not quantized by the QDQ IR")
         reason = refusal(node)
+        if node.name in kept:
+            reason = ("kept float by mixed precision, but the QDQ IR quantizes its input and output: the TFLite "
+                      "converter would compute it in int8")
         if reason:
             raise UnsupportedOpError(node.op_type, node.name or "", target, reason)
 

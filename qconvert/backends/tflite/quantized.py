@@ -107,7 +107,7 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
         raise ValueError(f"{target} lowers the IR's QDQ; this IR has no QuantizeLinear (calibrate first)")
     kept_float = float_layers(model)
     model = lower_for_tflite(model)
-    check_integer_ops(model, target, float_layers=bool(kept_float))
+    check_integer_ops(model, target, float_layers=kept_float)
     program = build_program(model, options.io_layout, target)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
     configure(converter, io_dtype, allow_float=bool(kept_float))
@@ -127,8 +127,10 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     float_ops = [op for op in inspection["ops"] if op["float"]]
     if float_ops and not kept_float:
         names = sorted({op["op"] for op in float_ops})
-        raise ValueError(f"{target}: ops left in float: {', '.join(names)} (the QDQ IR does not quantize "
-                         f"them; a full-integer file needs every op quantized)")
+        # check_integer_ops found every IR op quantized: an emitter wrote one as several TensorFlow ops
+        # with nothing quantized in between, which the converter leaves float.
+        raise ValueError(f"{target}: ops left in float: {', '.join(names)} (an op the IR quantizes was emitted "
+                         f"as several TensorFlow ops the converter could not quantize)")
     inner = inner_requantize(inspection)
     if inner and not kept_float:  # around layers kept float they are the point
         raise ValueError(f"{target}: QUANTIZE/DEQUANTIZE inside the model: {', '.join(inner[:5])}")

@@ -236,3 +236,34 @@ def test_what_tflite_cannot_run_on_integers_is_refused_naming_the_op(body, initi
     with pytest.raises(UnsupportedOpError, match=message) as error:
         convert(model)
     assert "tflite-int8" in str(error.value) and "\n" not in str(error.value)
+
+
+def _kept_float(activations):
+    from qconvert.ir.metadata import set_meta
+
+    text = graph("(float[1,4,8,8] x) => (float[1,4,8,8] y)", CONV, """
+        c = Conv <pads=[1,1,1,1]> (x, w, b)
+        y = Relu(c)""")
+    model = by_hand(text, activations)
+    for node in model.graph:
+        if node.op_type == "Conv":
+            node.name = "kept"
+            node.replace_input_with(1, model.graph.initializers["w"])  # float weights, as mixed precision
+            node.replace_input_with(2, model.graph.initializers["b"])  # leaves them
+    set_meta(model, "quantization", {"float_layers": ["kept"]})
+    return model
+
+
+def test_a_layer_kept_float_runs_float_and_is_reported():
+    model = _kept_float(["x"])
+    flatbuffer, facts = quantized.convert(model, "int8", EmitOptions(), "tflite-int8")
+    assert facts["quantization"]["float_layers"] == ["kept"]
+    assert "CONV_2D" in facts["quantization"]["float_ops"]  # with the output TRANSPOSE after it
+    [conv] = [op for op in quantized.inspect_flatbuffer(flatbuffer)["ops"] if op["op"] == "CONV_2D"]
+    assert conv["float"]
+
+
+def test_a_layer_kept_float_between_qdq_is_refused():
+    """The converter would quantize it (it quantizes whatever sits between fake-quant ops)."""
+    with pytest.raises(UnsupportedOpError, match="op Conv .kept float by mixed precision"):
+        quantized.convert(_kept_float(["x", "y"]), "int8", EmitOptions(), "tflite-int8")
