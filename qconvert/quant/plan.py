@@ -254,7 +254,8 @@ def find_layers(graph: ir.Graph) -> list[Layer]:
 
 
 # -- ops that follow the layers ----------------------------------------------------------------------
-def _spatial_mean(node: ir.Node) -> bool:
+def is_spatial_mean(node: ir.Node) -> bool:
+    """A ReduceMean over H and W of an NCHW tensor (a global average pool)."""
     x = node.inputs[0]
     if x is None or x.shape is None or len(x.shape) != 4:
         return False
@@ -269,7 +270,7 @@ def _keeps_range(node: ir.Node) -> bool:
     """Whether a SAME_SCALE_OPS node keeps its input's range here (its attributes allow it)."""
     op = node.op_type
     if op == "ReduceMean":
-        return _spatial_mean(node)
+        return is_spatial_mean(node)
     if op == "Resize":
         return node.attributes.get_string("mode", "nearest") in ("nearest", "linear")
     if op == "Pad":

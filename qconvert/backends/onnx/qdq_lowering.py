@@ -28,7 +28,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.ir.values import add_initializer, constant_array, copy_model
-from qconvert.quant.plan import BINARY_OPS, FUSING_OPS
+from qconvert.quant.plan import BINARY_OPS, FUSING_OPS, is_spatial_mean
 
 LAYERS = FUSING_OPS  # the ops a Relu/Clip fuses into (the plan's rule)
 
@@ -268,13 +268,7 @@ def _spatial_mean_as_pool(graph: ir.Graph, node: ir.Node) -> None:
     users = list(node.outputs[0].uses())
     if dq is None or dq.op_type != "DequantizeLinear" or len(users) != 1 or users[0].node.op_type != "QuantizeLinear":
         return
-    if node.outputs[0].is_graph_output() or x.shape is None or len(x.shape) != 4:
-        return
-    axes = node.attributes.get_ints("axes", None)
-    if axes is None and len(node.inputs) > 1:
-        array = constant_array(node.inputs[1])
-        axes = None if array is None else [int(a) for a in array.reshape(-1)]
-    if not axes or {a % 4 for a in axes} != {2, 3}:
+    if node.outputs[0].is_graph_output() or not is_spatial_mean(node):
         return
     q = users[0].node
     name = node.name or node.outputs[0].name
