@@ -1,9 +1,10 @@
 """Part of `make bench`: qconvert's int8 next to onnxruntime.quantization's, written to bench/QUANT.md.
 
-For the VGG classifier and the Keras UNet: the float ONNX (onnx-fp32), qconvert's onnx-qdq, and
-`onnxruntime.quantization.quantize_static` (QDQ, per-channel int8 weights, int8 activations, its default
+For the VGG classifier, the residual ResNet and the Keras UNet: the float ONNX (onnx-fp32), qconvert's
+onnx-qdq, and `onnxruntime.quantization.quantize_static` (QDQ, per-channel int8 weights, its default
 MinMax calibration, after its recommended quant_pre_process) on the same float model with the same
-calibration samples; each measured in its own child process like every qconvert row (three interleaved
+calibration samples, with int8 activations (its default) and with uint8 activations ("u8": the form its
+x86 kernels fuse everywhere); each measured in its own child process like every qconvert row (three interleaved
 rounds, best median), and again with their runs alternated one by one in one fresh process ("paired", bench/paired_timing.py): this
 shared 2-core machine drifts in speed by several times within minutes, and only runs side by side give
 ratios that hold. The ratios below use the paired medians. Then every
@@ -117,6 +118,7 @@ def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
                      batch=case.batch, threads=threads, runs=runs, **case.options)
     fp32, ours = result.row("onnx-fp32"), result.row("onnx-qdq")
     ort_path = ort_quantize_static(fp32.path, case.calib, out / f"{case.name}.ort_qdq.onnx")
+    ort_u8_path = ort_quantize_static(fp32.path, case.calib, out / f"{case.name}.ort_qdq_u8.onnx", "uint8")
 
     with np.load(case.eval) as data:
         eval_feeds = {k: data[k] for k in data.files if k != "labels"}
@@ -124,7 +126,8 @@ def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
     settings = RunSettings(threads=threads, runs=runs)
     timing = {k: v[:case.batch] for k, v in eval_feeds.items()}
     parity = {k: v[:16] for k, v in eval_feeds.items()}
-    artifacts = [("onnx-fp32", fp32.path), ("qconvert onnx-qdq", ours.path), ("ORT quantize_static", str(ort_path))]
+    artifacts = [("onnx-fp32", fp32.path), ("qconvert onnx-qdq", ours.path), ("ORT quantize_static", str(ort_path)),
+                 ("ORT quantize_static u8", str(ort_u8_path))]
     measured = measure_rounds(artifacts, parity, timing, settings, eval_feeds)
     paired = paired_ms(dict(artifacts), timing, threads)
     reference = measured["onnx-fp32"].eval_outputs[0]
@@ -135,8 +138,7 @@ def side_by_side(case: Case, threads: int, runs: int) -> tuple[str, dict]:
             continue
         metrics = evaluate(result.metric, m.eval_outputs[0], labels, reference)
         value = next(iter(metrics.values()))
-        path = {"onnx-fp32": fp32.path, "qconvert onnx-qdq": ours.path}.get(name, str(ort_path))
-        size = Path(path).stat().st_size / 1e6
+        size = Path(dict(artifacts)[name]).stat().st_size / 1e6
         facts[name] = {"metric": value, "ms": paired[name], "mb": size}
         rows.append(f"| {name} | {' '.join(f'{k} {v:.4g}' for k, v in metrics.items())} | "
                     f"{sqnr_db(reference, m.eval_outputs[0]):.1f} | {m.median_ms:.2f} | {paired[name]:.2f} | "
@@ -226,14 +228,16 @@ def main() -> None:
     vgg_options = {"weights": str(models / "vgg_weights.pt"), "trust_code": True, "input_shapes": ["1,3,32,32"]}
     cases = [
         Case("vgg", "models/vgg_torch.py:build", calib["vgg"], str(models / "vgg_eval.npz"), 32, vgg_options),
+        Case("resnet", str(models / "resnet.pt2"), str(models / "resnet_calib.npz"), str(models / "resnet_eval.npz"),
+             32, {}),
         Case("unet", str(models / "unet.h5"), calib["unet"], str(models / "unet_eval.npz"), 1, {},
              more_eval=more_unet_eval()),
     ]
     # The default method is the one with the best accuracy on all reference models: the UNet again on
     # the larger set, the ConvNet, and the BERT in static int8 (cosine to float).
     method_cases = [*cases,
-                    Case(f"unet ({len(MORE_UNET_SEEDS) * MORE_UNET_IMAGES} more)", cases[1].model, calib["unet"],
-                         cases[1].more_eval, 1, {}),
+                    Case(f"unet ({len(MORE_UNET_SEEDS) * MORE_UNET_IMAGES} more)", cases[-1].model, calib["unet"],
+                         cases[-1].more_eval, 1, {}),
                     Case("convnet", str(models / "convnet.pt2"), str(models / "convnet_calib.npz"),
                          str(models / "convnet_eval.npz"), 32, {}),
                     Case("bert", str(models / "bert.pt2"), str(models / "bert_calib.npz"),
@@ -243,12 +247,15 @@ def main() -> None:
     for case in cases:
         table, facts = side_by_side(case, options.threads, options.runs)
         ours, ort, fp32 = facts["qconvert onnx-qdq"], facts["ORT quantize_static"], facts["onnx-fp32"]
+        ort_u8 = facts["ORT quantize_static u8"]
         sections.append(
             f"## {case.name}: static int8, batch {case.batch}\n\n{table}\n\n"
             f"- qconvert vs float: metric {ours['metric'] - fp32['metric']:+.4g}, latency "
             f"{ours['ms'] / fp32['ms']:.2f}×, size {ours['mb'] / fp32['mb']:.3f}×\n"
             f"- qconvert vs ORT quantize_static: metric {ours['metric'] - ort['metric']:+.4g}, latency "
             f"{ours['ms'] / ort['ms']:.2f}×\n"
+            f"- qconvert vs ORT quantize_static u8: metric {ours['metric'] - ort_u8['metric']:+.4g}, latency "
+            f"{ours['ms'] / ort_u8['ms']:.2f}×\n"
             + (f"- on {len(MORE_UNET_SEEDS) * MORE_UNET_IMAGES} more images (seeds "
                f"{', '.join(map(str, MORE_UNET_SEEDS))}): {more_metric_line(facts)}\n" if "more" in ours else ""))
         print(f"{case.name}: done", flush=True)
