@@ -31,6 +31,10 @@ demo: models
 	$(PY) -m qconvert models/vgg_torch.py:build --weights $(MODELS)/vgg_weights.pt --trust-code \
 		--input-shape 1,3,32,32 --batch 32 --to all -o $(DEMO)/vgg \
 		--calib $(MODELS)/vgg_calib.npz --eval $(MODELS)/vgg_eval.npz
+	$(PY) -m qconvert $(MODELS)/resnet.pt2 --batch 32 --to all -o $(DEMO)/resnet \
+		--calib $(MODELS)/resnet_calib.npz --eval $(MODELS)/resnet_eval.npz
+	$(PY) -m qconvert $(MODELS)/mobilenet.pt2 --batch 32 --to all -o $(DEMO)/mobilenet \
+		--calib $(MODELS)/mobilenet_calib.npz --eval $(MODELS)/mobilenet_eval.npz
 
 test: $(STAMP)
 	$(PY) -m pytest -q
