@@ -4,9 +4,9 @@ Pretrained transformers carry a few hidden channels whose LayerNorm gain/bias ar
 Dynamic int8 quantizes each MatMul's activation with one scale per tensor, so those channels set the
 scale and every other channel keeps a few levels. Dividing channel j of the activation by s_j and
 multiplying row j of the weight by s_j computes the same product and moves part of the spread into
-the weights, whose scales are per output channel (SmoothQuant, Xiao et al. 2022, alpha = 0.5):
+the weights, whose scales are per output channel (SmoothQuant, Xiao et al. 2022):
 
-    s_j = sqrt(range_x[j] / range_w[j])
+    s_j = range_x[j] ** ALPHA / range_w[j] ** (1 - ALPHA)
 
 Data free: the activation is a LayerNorm output gamma * x_hat + beta whose x_hat has unit RMS per token,
 so range_x[j] = |beta_j| + K_SIGMA * |gamma_j| (only the ratios between channels matter: a common factor
@@ -51,6 +51,11 @@ K_SIGMA = 3.0  # |x_hat| bound of a unit-RMS channel: a Gaussian's 99.7 %
 # max/median of the channel ranges from which a LayerNorm is smoothed. Without outliers the reference
 # BERT's LayerNorms measure 1.1-1.3; with pretrained-like outliers 20-100.
 MIN_SPREAD = 8.0
+# Migration strength, measured on the reference BERT with outliers (hidden 256, gains 25-90x; cosine of the
+# hidden states, 32 eval sequences), onnx-dynamic / torch-dynamic: 0.5 (SmoothQuant's default) 0.9943 /
+# 0.9750, 0.65 0.9985 / 0.9895, 0.8 0.9991 / 0.9957, 0.9 0.9995 / 0.9976, 1.0 0.9994 / 0.9985. torch's
+# activations are 7-bit (fbgemm's reduce_range), so it gains from moving more into the weights.
+ALPHA = 0.9
 
 
 @dataclass
@@ -64,7 +69,7 @@ class Match:
 
 
 class SmoothLayerNormMatMul(ir.passes.InPlacePass):
-    def __init__(self, *, alpha: float = 0.5, min_spread: float = MIN_SPREAD):
+    def __init__(self, *, alpha: float = ALPHA, min_spread: float = MIN_SPREAD):
         super().__init__()
         self.alpha, self.min_spread = alpha, min_spread
 

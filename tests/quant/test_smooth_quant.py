@@ -45,9 +45,9 @@ def test_layernorm_outliers_move_into_the_matmuls_and_the_residual_gets_y_back()
     assert ops(after) == ["LayerNormalization", "Mul", "MatMul", "MatMul", "Add"]
     gamma = constant_array(after.graph.node(0).inputs[1])
     s = before["gamma"] / gamma
-    # s_j = sqrt(range_x / range_w): the outlier channel's 60x gain becomes about sqrt(60) ~ 7.7x.
-    assert s[OUTLIER] / np.median(s) > 5
-    assert np.abs(gamma).max() / np.median(np.abs(gamma)) < 15
+    # s_j = range_x^0.9 / range_w^0.1: most of the outlier channel's 60x gain moves into the weights.
+    assert s[OUTLIER] / np.median(s) > 20
+    assert np.abs(gamma).max() / np.median(np.abs(gamma)) < 5
     np.testing.assert_allclose(constant_array(after.graph.initializers["wq"]), before["wq"] * s[:, None], rtol=1e-6)
     assert list(get_meta(after, META_KEY)) == [after.graph.node(0).outputs[0].name]
 
