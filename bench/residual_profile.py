@@ -9,8 +9,9 @@ default) and with uint8 activations. Prints
   - top-1 on the evaluation set and latency at the batch and thread count given, measured two ways in
     a fresh process: bench/paired_timing.py (one run each, alternated in a fixed order: the bench's
     method) and "warm" alternation (each file runs twice in a row and only its second run is timed).
-    On this machine the run right after the float file's was 1.3-1.7x slower than the same file's next
-    run, so the fixed order charges the file in the second slot; the warm figures do not;
+    On this shared machine, under load, the run right after the float file's was at times 1.3-1.7x
+    slower than the same file's next run (the same file twice in a row, fixed order; not in every
+    session), which charges the file in the second slot; the warm figures do not have that slot;
   - per file, onnxruntime's optimized graph (SessionOptions.optimized_model_filepath, ORT_ENABLE_ALL):
     its node types, and the node patterns around each residual Add;
   - per file, the kernel time per op type from onnxruntime's profiler (SessionOptions.enable_profiling):
