@@ -1,4 +1,4 @@
-"""Why qconvert's onnx-qdq of a residual net runs slower than onnxruntime.quantization's: both profiled.
+"""qconvert's onnx-qdq of a residual net next to onnxruntime.quantization's, both profiled in onnxruntime.
 
     python -m bench.residual_profile [--models build/models] [--name resnet] [--batch 32] [--threads 2]
 
@@ -17,7 +17,7 @@ default) and with uint8 activations. Prints
   - per file, the kernel time per op type from onnxruntime's profiler (SessionOptions.enable_profiling):
     per node the median over the profiled runs, the least of --rounds rounds (fresh process per file
     and round, files alternated), summed per op type.
-The optimized graphs are kept under --work for inspection.
+The files and their optimized graphs (*.ort_optimized.onnx) are kept under build/bench/residual_profile/NAME.
 """
 
 from __future__ import annotations
