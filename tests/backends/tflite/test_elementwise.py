@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qconvert.passes import cleanup
-from tests.backends.tflite.helpers import check, check_both_layouts, model, weights
+from tests.backends.tflite.helpers import check, check_both_layouts, keras_style, model, weights
 
 X = "float[N, 4, 5, 6] x"
 
@@ -105,6 +105,8 @@ def test_where_and_comparisons(tmp_path):
 def test_prelu(tmp_path):
     body = f"g ({X}, float[4, 1, 1] slope) => (float[N, 4, 5, 6] y) {{ y = PRelu(x, slope) }}"
     check_both_layouts(body, {"slope": np.abs(weights(4, 1, 1))}, tmp_path)
+    # One PRELU kernel (the converter fuses the pattern only with a slope that has no batch dim).
+    assert check(keras_style(model(body, {"slope": np.abs(weights(4, 1, 1))})), tmp_path) == ["PRELU"]
 
 
 def test_erf_gelu_pattern_becomes_one_gelu(tmp_path):

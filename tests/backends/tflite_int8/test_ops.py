@@ -207,9 +207,6 @@ def test_weights_and_constants_carry_the_irs_scales():
     np.testing.assert_allclose(bias["scales"], data["scales"][0] * ir_scales, rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="the float PRelu emitter (ops/activation.py) broadcasts the slope to the "
-                   "input's rank; TFLite's converter fuses Relu + slope·Relu(-x) into PRELU only with a slope of "
-                   "rank - 1: it stays NEG, RELU, MUL, ADD")
 def test_prelu_is_one_prelu_kernel(tmp_path):
     text = graph("(float[1,4,8,8] x) => (float[1,4,8,8] y)",
                  f"{CONV}, float[4,1,1] slope = {{0.1, 0.2, 0.25, 0.3}}", """
@@ -219,7 +216,7 @@ def test_prelu_is_one_prelu_kernel(tmp_path):
     flatbuffer, facts, inspection = convert(model)
     assert op_names(inspection) == sorted(["TRANSPOSE", "CONV_2D", "PRELU", "TRANSPOSE"])
     [prelu] = [op for op in inspection["ops"] if op["op"] == "PRELU"]
-    assert inspection["tensors"][prelu["inputs"][1]]["scales"] == pytest.approx(0.3 / 127)  # the IR's slope scale
+    assert inspection["tensors"][prelu["inputs"][1]]["scales"] == pytest.approx([0.3 / 127])  # the IR's slope scale
     for db, steps in agreement(model, flatbuffer, facts, tmp_path):
         assert db >= 45.0 and steps <= 1.0 + 1e-4
 

@@ -126,7 +126,11 @@ def prelu(ctx: EmitContext) -> None:
     if ctx.dtype(0).is_integer:
         ctx.set(tf.where(x < 0, x * slope, x), perm)
         return
-    # The form TFLite's converter recognises as PRELU.
+    # The form TFLite's converter recognises as PRELU, whose alpha has no batch dim: a slope padded to the
+    # input's rank would leave NEG, RELU, MUL and ADD instead (and four float ops in an int8 file).
+    rank = len(x.shape)
+    if len(slope.shape) == rank and rank > 1 and slope.shape[0] == 1:
+        slope = slope[0]
     ctx.set(tf.nn.relu(x) + (-slope) * tf.nn.relu(-x), perm)
 
 
