@@ -348,13 +348,18 @@ def plan_quantization(graph: ir.Graph, exclude: set[str] = frozenset()) -> Plan:
     for found in list(candidates.values()):  # a Relu that an Add/Mul absorbs is no op of its own
         if isinstance(found, Layer) and found.fused is not None:
             candidates.pop(found.fused, None)
+    # What a unit kept float computes stays float up to the next int8 layer: spreading into a same-scale
+    # op after it would put a QuantizeLinear on its output, and TFLite's converter then computes that
+    # unit in int8 (it fuses the activation and takes the output range for the whole unit).
+    kept_float = {v.name for layer in every if layer_name(layer.node) in exclude
+                  for v in (layer.output, layer.node.outputs[0])}
     shared: list[tuple[ir.Node, list[ir.Value]]] = []
     changed = True
     while changed:  # spread both ways: an int8 neighbour makes the op int8
         changed = False
         for node, found in list(candidates.items()):
             values = found if isinstance(found, list) else [*found.inputs, found.output]
-            if not any(v.name in chosen for v in values):
+            if not any(v.name in chosen for v in values) or any(v.name in kept_float for v in values):
                 continue
             del candidates[node]
             changed = True

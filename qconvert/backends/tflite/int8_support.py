@@ -56,11 +56,14 @@ def check_integer_ops(model: ir.Model, target: str, float_layers: list[str] | tu
                 continue
             raise UnsupportedOpError(node.op_type, node.name or "", target,
                                      "the QDQ IR leaves its output float; a full-integer file needs every op quantized")
-        for value in node.inputs:
-            if value is not None and value.dtype == ir.DataType.FLOAT and value.name not in static \
-                    and not _dequantized(value):
-                raise UnsupportedOpError(node.op_type, node.name or "", target,
-                                         f"its input {value.name} is not quantized by the QDQ IR")
+        float_input = next((value for value in node.inputs
+                            if value is not None and value.dtype == ir.DataType.FLOAT and value.name not in static
+                            and not _dequantized(value)), None)
+        if float_input is not None:
+            if kept:
+                continue  # the border of a float region: computed in float, its output quantized after it
+            raise UnsupportedOpError(node.op_type, node.name or "", target,
+                                     f"its input {float_input.name} is not quantized by the QDQ IR")
         reason = refusal(node)
         if node.name in kept:
             reason = ("kept float by mixed precision, but the QDQ IR quantizes its input and output: the TFLite "
