@@ -15,6 +15,7 @@ from qconvert.passes.fold_affine import FoldChannelAffine
 from qconvert.passes.fold_batchnorm import FoldBatchNorm
 from qconvert.passes.fold_constants import FoldConstants
 from qconvert.passes.fuse_gelu import FuseGelu
+from qconvert.passes.fuse_prelu import FusePRelu
 from qconvert.passes.guard_pad_pool import GuardPadBeforePool
 from qconvert.passes.infer_shapes import InferShapes
 from qconvert.passes.remove_dead_nodes import RemoveDeadNodes
@@ -35,6 +36,8 @@ CLEANUP: list[ir.passes.PassBase] = [
     FoldBatchNorm(),
     # After FoldConstants (its constants must be initializers): one Gelu for the exporters' erf formula.
     FuseGelu(),
+    # After FoldConstants too: one PRelu for the Relu/Neg/Mul/Add that Keras's PReLU exports as.
+    FusePRelu(),
     # Any time: the float IR runs in onnxruntime (the adapters' check, onnx-* targets), whose
     # PadFusion would otherwise change a zero Pad -> MaxPool.
     GuardPadBeforePool(),

@@ -94,6 +94,7 @@ def test_cleanup_order():
         "FoldConstants",
         "FoldBatchNorm",
         "FuseGelu",
+        "FusePRelu",
         "GuardPadBeforePool",
         "RemoveDeadNodes",
         "TopologicalSortPass",
