@@ -71,3 +71,23 @@ def tiny_onnx(tiny_torch, tmp_path_factory) -> Path:
 
     source = load_source(str(tiny_torch["pt"]), input_specs=parse_input_shapes(["1,3,16,16"]))
     return save_ir(source.ir, tmp_path_factory.mktemp("tiny_onnx") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """Every reference model's tiny variant (models.build --tiny), built once per session for the model,
+    quantization and backend tests, with smaller calibration and evaluation sets for the analyses that
+    run dozens of model variants. Calibration comes from the training distributions, never from the
+    evaluation sets."""
+    import numpy as np
+
+    from models import build
+    from models.data import digits_split, shapes_with_masks
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    build.build(out, tiny=True)
+    np.savez(out / "vgg_calib.npz", x=digits_split()[0][:128])
+    np.savez(out / "unet_calib.npz", input=shapes_with_masks(64, size=64, seed=777)[0])
+    with np.load(out / "vgg_eval.npz") as data:
+        np.savez(out / "vgg_eval_small.npz", x=data["x"][:128], labels=data["labels"][:128])
+    return out

@@ -20,10 +20,9 @@ TORCH_FILES = ["{}.pt", "{}.pt2", "{}_weights.pt", "{}_eval.npz"]
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("refmodels")
-    build_mod.build(out, tiny=True)
-    return out
+def tiny_dir(tiny_models):
+    """The session's tiny builds (tests/conftest.py), shared with the quantization and backend tests."""
+    return tiny_models
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from models import build as build_mod
 from models import mobilenet_torch, resnet_torch
 
 NAMES = ("resnet", "mobilenet")
@@ -18,10 +17,9 @@ MODULES = {"resnet": resnet_torch, "mobilenet": mobilenet_torch}
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("resnet_mobilenet")
-    build_mod.build(out, tiny=True, only=NAMES)
-    return out
+def tiny_dir(tiny_models):
+    """The session's tiny builds (tests/conftest.py), shared with the quantization and backend tests."""
+    return tiny_models
 
 
 def call_nodes(program):

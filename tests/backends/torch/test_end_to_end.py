@@ -15,7 +15,6 @@ from qconvert.backends.targets import EmitOptions, all_targets
 from qconvert.backends.onnx.runtime import open_session as open_onnx
 from qconvert.backends.torch.runtime import open_session as open_torch
 from tests.backends.torch.helpers import sqnr
-from tests.quant.conftest import tiny_models  # noqa: F401  (the session fixture)
 
 QUICK = {"threads": 1, "runs": 2, "warmup": 1, "parity_samples": 8}
 FLOAT = ["torch-fp32", "torch-fp16", "torch-bf16"]
