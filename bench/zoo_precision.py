@@ -99,8 +99,9 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*")
     args = parser.parse_args(argv)
     rows = []
+    saved_as_pt2 = {m.arch for m in select(None, list(FAMILIES)) if m.format == "pt2"}
     for model in select(args.only, list(FAMILIES)):
-        if model.format != "pt2" and model.arch in {m.arch for m in select(None, list(FAMILIES)) if m.format == "pt2"}:
+        if model.format != "pt2" and model.arch in saved_as_pt2:
             continue  # the same weights as its .pt2 entry
         try:
             row = {"name": model.name, "eager": eager_precision(model), "ours": ours(model.name)}
