@@ -15,7 +15,7 @@ import onnx_ir as ir
 from qconvert.backends.hardware import physical_cores
 from qconvert.backends.measure import Measurement, RunSettings, measure_in_child
 from qconvert.backends.ports import io_contract
-from qconvert.backends.targets import EmitOptions, Target, resolve_targets
+from qconvert.backends.targets import EmitOptions, IRVariant, Quantization, Target, resolve_targets
 from qconvert.converters import load_source
 from qconvert.converters.input_spec import parse_input_shapes
 from qconvert.converters.user_code import is_factory_spec, split_factory
@@ -111,7 +111,7 @@ def convert(
     names = to.split(",") if isinstance(to, str) else list(to)
     targets = resolve_targets(names)
     # `all` without --calib: static int8 targets become skipped rows, not an error (a named one is).
-    uncalibrated = {t.name for t in targets if t.quantization == "static" and calib is None and t.name not in names}
+    uncalibrated = {t.name for t in targets if t.consumes is IRVariant.QDQ and calib is None and t.name not in names}
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}; use cpu or cuda")
     out = Path(out_dir)
@@ -146,7 +146,7 @@ def convert(
                                       reference.eval_outputs[0])
 
     qdq_graph, quant_error = None, None
-    if any(t.quantization == "static" and t.name not in uncalibrated for t in targets):
+    if any(t.consumes is IRVariant.QDQ and t.name not in uncalibrated for t in targets):
         notify("calibrate", "static int8")
         try:
             qdq_graph, result.float_layers = _quantize(graph, data.calib_feeds, quant, data.eval_feeds, data.labels,
@@ -165,12 +165,12 @@ def convert(
         elif target.name in uncalibrated:
             result.rows.append(Row(target.name, target.runtime, "skipped",
                                    error="static int8 needs calibration data (--calib)"))
-        elif target.quantization == "static" and quant_error:
+        elif target.consumes is IRVariant.QDQ and quant_error:
             result.rows.append(Row(target.name, target.runtime, "failed", error=quant_error))
         else:
             row, outputs, facts = _convert_target(target, job)
             result.rows.append(row)
-            if outputs is not None and target.quantization == "static":
+            if outputs is not None and target.consumes is IRVariant.QDQ:
                 int8_outputs[target.name] = outputs
                 io_scales = io_scales or [p.get("scale") for p in (facts.get("io") or {}).get("outputs", [])]
 
@@ -238,7 +238,7 @@ def _convert_target(target: Target, job: _Job) -> tuple[Row, list[np.ndarray] | 
     path = job.out / artifact_name(job.stem, target)
     began = time.perf_counter()
     try:
-        emitted = job.qdq_graph if target.quantization == "static" else job.graph
+        emitted = job.qdq_graph if target.consumes is IRVariant.QDQ else job.graph
         with atomic_path(path) as tmp:
             facts = target.emit(emitted, tmp, job.emit_options) or {}
             # The artifact's I/O contract (order, names, layouts, integer scales), beside it, with it.
@@ -278,7 +278,7 @@ def _write_io_contract(artifact: Path, io: dict) -> None:
 def _check_quantization_options(targets: list[Target], calib: str | None, eval_path: str | None,
                                 max_drop: float | None, trust_code: bool) -> None:
     """What static int8 needs, checked before the model is loaded."""
-    static = [t.name for t in targets if t.quantization == "static"]
+    static = [t.name for t in targets if t.consumes is IRVariant.QDQ]
     if static and calib is None:
         raise UsageError(
             f"{', '.join(static)} needs calibration data: pass --calib with real input samples (.npz keyed "
@@ -296,7 +296,7 @@ def _check_quantization_options(targets: list[Target], calib: str | None, eval_p
 def _check_engine(engine: str | None, targets) -> None:
     if engine is None:
         return
-    if not any(t.runtime == "torch" and t.quantization for t in targets):
+    if not any(t.runtime == "torch" and t.quantization is not Quantization.NONE for t in targets):
         raise UsageError(f"--engine {engine} applies to torch-int8 and torch-dynamic; none was asked for")
     import torch
 

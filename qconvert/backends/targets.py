@@ -5,6 +5,7 @@ Backends register their targets when their `targets` module is imported; BACKEND
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
@@ -16,6 +17,21 @@ import onnx_ir as ir
 from qconvert.errors import UsageError
 
 BACKENDS = ["qconvert.backends.onnx.targets", "qconvert.backends.tflite.targets", "qconvert.backends.torch.targets"]
+
+
+class IRVariant(enum.Enum):
+    """The IR a target is emitted from."""
+
+    FLOAT = "float"  # the cleaned float IR
+    QDQ = "qdq"  # the float IR with QuantizeLinear/DequantizeLinear pairs from calibration (needs --calib)
+
+
+class Quantization(enum.Enum):
+    """What a target does to the weights and activations."""
+
+    NONE = "none"  # a float target
+    STATIC = "static"  # emits the QDQ IR as it is: calibrated int8
+    DYNAMIC = "dynamic"  # quantizes the float IR's weights itself at write time; activations at run time
 
 
 @dataclass(frozen=True)
@@ -40,9 +56,12 @@ class Target:
     requires: tuple[str, ...] = ()  # Python modules the runtime needs
     parity_floor_db: float = 60.0  # SQNR against the source below which the artifact is a failure
     notes: tuple[str, ...] = field(default_factory=tuple)
-    # "static": emit receives the IR with QDQ nodes (calibrated; needs --calib). "dynamic": the float IR,
-    # quantized by the emitter at write time. None: a float target.
-    quantization: str | None = None
+    quantization: Quantization = Quantization.NONE
+
+    @property
+    def consumes(self) -> IRVariant:
+        """The IR variant `emit` receives."""
+        return IRVariant.QDQ if self.quantization is Quantization.STATIC else IRVariant.FLOAT
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]

@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import pytest
 
-from qconvert.backends.targets import all_targets
+from qconvert.backends.targets import IRVariant, all_targets
 from tests.passes.helpers import parse
 
 # Names that sort differently from their order, and shapes that tell the outputs apart.
 OUTPUTS = [("zeta", (4, 4, 8, 8)), ("alpha", (4, 2)), ("mid", (4, 3, 8, 8))]
-FLOAT_TARGETS = [name for name, t in all_targets().items() if t.quantization is None or t.quantization == "dynamic"]
+FLOAT_TARGETS = [name for name, t in all_targets().items() if t.consumes is IRVariant.FLOAT]
 
 
 @pytest.fixture(scope="module")

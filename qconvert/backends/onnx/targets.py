@@ -1,7 +1,7 @@
 """ONNX targets: the float IR as a file, its fp16 form, static int8 (QDQ) and dynamic int8."""
 
 from qconvert.backends.onnx.emit import emit_dynamic, emit_fp16, emit_fp32, emit_qdq
-from qconvert.backends.targets import Target, register
+from qconvert.backends.targets import Quantization, Target, register
 
 OPENER = "qconvert.backends.onnx.runtime:open_session"
 
@@ -17,10 +17,10 @@ register(Target(
 register(Target(
     name="onnx-qdq", runtime="onnxruntime", description="static int8 in QDQ form: the IR's quantization exactly",
     suffix=".onnx", emit=emit_qdq, opener=OPENER, requires=("onnxruntime",), parity_floor_db=20.0,
-    quantization="static",
+    quantization=Quantization.STATIC,
 ))
 register(Target(
     name="onnx-dynamic", runtime="onnxruntime", description="dynamic int8 for MatMul/Gemm (transformers)",
     suffix=".onnx", emit=emit_dynamic, opener=OPENER, requires=("onnxruntime",), parity_floor_db=20.0,
-    quantization="dynamic",
+    quantization=Quantization.DYNAMIC,
 ))

@@ -1,7 +1,7 @@
 """TFLite targets: one emitter (IR -> TF program -> TFLiteConverter), three float converter modes and two
 full-integer ones lowering the IR's QDQ (quantized.py)."""
 
-from qconvert.backends.targets import Target, register
+from qconvert.backends.targets import Quantization, Target, register
 from qconvert.backends.tflite.emit import emitter
 from qconvert.backends.tflite import quantized
 from qconvert.backends.tflite.registry import supported_ops
@@ -27,7 +27,7 @@ INTEGER_TARGETS = [
 for name, io_dtype, description in INTEGER_TARGETS:
     register(Target(name=name, runtime="LiteRT", description=description, suffix=".tflite",
                     emit=emitter(io_dtype, name, quantized.convert), opener=OPENER, requires=REQUIRES,
-                    parity_floor_db=20.0, quantization="static"))
+                    parity_floor_db=20.0, quantization=Quantization.STATIC))
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
