@@ -20,6 +20,17 @@ Each rewrite keeps the quantized function exactly (the same integers reach every
 5. A spatial ReduceMean (torchvision's adaptive_avg_pool2d, Keras GlobalAveragePooling2D) as
    GlobalAveragePool, the same mean, which onnxruntime runs as QLinearGlobalAveragePool (it has no
    integer ReduceMean); with keepdims=0 a Squeeze follows, between the same Q/DQ.
+6. A Conv (not depthwise), Gemm or MatMul whose uint8 input takes negative values (zero point above 0),
+   or is the graph's input, reads its input with a zero-point channel after every channel, and its weights with a zero column
+   after every column. On x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) onnxruntime's u8×s8
+   kernels add each pair of adjacent input channels' products in int16 (vpmaddubsw), which saturates
+   when 255·(|w_i| + |w_j|) > 32767: with codes near 128 on every element, most outputs of such a layer
+   came out wrong (a residual net's stem and the convs after its no-ReLU Adds: 12 dB against the QDQ).
+   Image inputs spread their codes over the whole range too (NNCF's "first layer" overflow fix). With
+   every pair holding one real product the sums are exact on every x86 CPU, at twice that layer's
+   multiply count plus the interleaving 1x1 layer. A hidden post-ReLU input (zero point 0, mostly small
+   codes) keeps its layout: it can still saturate where two adjacent channels both sit near the top
+   of the range against two large weights of one sign, which is rare (measured in bench/QUANT.md).
 """
 
 from __future__ import annotations
@@ -42,6 +53,9 @@ def lower_for_onnxruntime(model: ir.Model) -> ir.Model:
         _integer_clamp(graph, q)
     for node in [n for n in graph if n.op_type == "DepthToSpace"]:
         _depth_to_space(graph, node)
+    interleaved: dict[tuple[str, bool], ir.Value] = {}  # one interleaving per tensor and layout
+    for node in [n for n in graph if n.op_type in PAIRING_LAYERS]:
+        _interleave_signed_input(graph, node, interleaved)
     for node in [n for n in graph if n.op_type == "Conv"]:
         _pad_input_channels(graph, node)
     for node in [n for n in graph if n.op_type == "ReduceMean"]:
@@ -292,3 +306,115 @@ def _spatial_mean_as_pool(graph: ir.Graph, node: ir.Node) -> None:
     result.shape = node.outputs[0].shape
     node.outputs[0].replace_all_uses_with(result)
     graph.remove(node, safe=True)
+
+
+# -- 6. Signed inputs interleaved with zero-point channels ---------------------------------------------
+PAIRING_LAYERS = ("Conv", "Gemm", "MatMul")  # x86 u8×s8 kernels that sum product pairs in int16
+
+
+def _interleave_signed_input(graph: ir.Graph, node: ir.Node, done: dict[tuple[str, bool], ir.Value]) -> None:
+    """DQ(x) → layer(W) with a uint8 x whose zero point is above 0 becomes interleave(x) → DQ →
+    layer(W with a zero input column after each): channel c moves to 2c, channel 2c+1 holds the zero
+    point (real 0) and meets a zero weight, so each int16 pair sum holds one product (255·127 fits)."""
+    x_dq, w_dq = (value.producer() if value is not None else None for value in node.inputs[:2])
+    if x_dq is None or w_dq is None or x_dq.op_type != "DequantizeLinear" or w_dq.op_type != "DequantizeLinear":
+        return
+    if len(x_dq.inputs) < 3 or constant_array(x_dq.inputs[0]) is not None:
+        return
+    zero, weights = constant_array(x_dq.inputs[2]), constant_array(w_dq.inputs[0])
+    x = x_dq.inputs[0]
+    if zero is None or zero.dtype != np.uint8 or zero.size != 1 or (int(zero) == 0 and not _reads_graph_input(x)):
+        return  # a hidden tensor without negative values (post-ReLU): mostly small codes
+    if weights is None or weights.dtype != np.int8:
+        return
+    if x.shape is None or (node.op_type == "Conv" and len(x.shape) < 3):
+        return
+    axis = _input_channel_axis(node, weights)
+    if axis is None:
+        return
+    name = node.name or node.outputs[0].name
+    key = (x.name, node.op_type == "Conv")
+    steps = []
+    if key not in done:
+        steps = _interleave_steps(graph, name, x, x_dq.inputs[2], x_dq.inputs[1], weights.shape[axis], key[1])
+        done[key] = steps[-1].outputs[0]
+    wide = done[key].shape[1 if node.op_type == "Conv" else -1]
+    interleaved = ir.node("DequantizeLinear", [done[key], *x_dq.inputs[1:]], name=f"{name}_input_dq")
+    interleaved.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+    spread = np.zeros([wide if i == axis else d for i, d in enumerate(weights.shape)], np.int8)
+    index = [slice(None)] * weights.ndim
+    index[axis] = slice(0, 2 * weights.shape[axis], 2)
+    spread[tuple(index)] = weights
+    w_new = ir.node("DequantizeLinear",
+                    [add_initializer(graph, f"{w_dq.inputs[0].name}_interleaved", spread), *w_dq.inputs[1:]],
+                    {"axis": w_dq.attributes.get_int("axis", 1)} if "axis" in w_dq.attributes else None,
+                    name=f"{name}_weight_dq")
+    w_new.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+    graph.insert_before(node, [*steps, interleaved, w_new])
+    node.replace_input_with(0, interleaved.outputs[0])
+    node.replace_input_with(1, w_new.outputs[0])
+    old_weights = w_dq.inputs[0]
+    for old in (x_dq, w_dq):
+        if not list(old.outputs[0].uses()) and not old.outputs[0].is_graph_output():
+            graph.remove(old, safe=True)
+    if old_weights.name in graph.initializers and not list(old_weights.uses()):
+        graph.initializers.pop(old_weights.name)
+
+
+def _reads_graph_input(x: ir.Value) -> bool:
+    """A quantized graph input (pixels in [0, 1] spread their codes over the whole range)."""
+    q = x.producer()
+    return q is not None and q.op_type == "QuantizeLinear" and q.inputs[0].is_graph_input()
+
+
+def _input_channel_axis(node: ir.Node, weights: np.ndarray) -> int | None:
+    """The weight axis that meets the input's channels (Conv) or features (Gemm/MatMul), where the
+    layer is one whose kernel pairs them; None otherwise."""
+    if node.op_type == "Conv":
+        grouped = node.attributes.get_int("group", 1) != 1
+        return None if grouped or weights.ndim < 3 else 1
+    if node.op_type == "Gemm":
+        if node.attributes.get_int("transA", 0):
+            return None
+        return 1 if node.attributes.get_int("transB", 0) else 0
+    return 0 if weights.ndim == 2 else None  # MatMul with a [K, N] weight
+
+
+def _interleave_steps(graph: ir.Graph, name: str, x: ir.Value, zero: ir.Value, scale: ir.Value, channels: int,
+                      channels_first: bool) -> list[ir.Node]:
+    """uint8 x → the same with a zero-point channel after each channel, as an integer layer of its own:
+    a 1x1 Conv (channels first) or a MatMul (features last) whose int8 weight is 1 from channel c to
+    2c and 0 elsewhere, with the input's scale and zero point on both sides (requantizing by exactly
+    1.0 returns each code; its own pairs hold one product each). It runs in onnxruntime's integer
+    kernels, channels-last like the layer after it (a Pad or Concat on the innermost axis runs element
+    by element there)."""
+    rank = len(x.shape)
+    # Channels first, the count is rounded up to rewrite 4's multiple: the extra channels hold the zero
+    # point too, so no Pad follows (on the innermost axis, onnxruntime pads element by element).
+    wide = 2 * channels + (-2 * channels % CHANNEL_ALIGNMENT if channels_first else 0)
+    spread = np.zeros((wide, channels), np.int8)
+    spread[np.arange(0, 2 * channels, 2), np.arange(channels)] = 1
+    if channels_first:
+        spread = spread.reshape(wide, channels, *([1] * (rank - 2)))
+        axis = 0
+    else:
+        spread = np.ascontiguousarray(spread.T)  # [K, 2K]
+        axis = 1
+    weight = add_initializer(graph, f"{name}_interleave_weight", spread)
+    weight_scale = add_initializer(graph, f"{name}_interleave_weight_scale", np.ones(wide, np.float32))
+    weight_zero = add_initializer(graph, f"{name}_interleave_weight_zero_point", np.zeros(wide, np.int8))
+    steps = [
+        ir.node("DequantizeLinear", [x, scale, zero], name=f"{name}_interleave_input_dq"),
+        ir.node("DequantizeLinear", [weight, weight_scale, weight_zero], {"axis": axis}, name=f"{name}_interleave_weight_dq"),
+    ]
+    layer = ir.node("Conv" if channels_first else "MatMul", [steps[0].outputs[0], steps[1].outputs[0]],
+                    name=f"{name}_interleave")
+    requantize = ir.node("QuantizeLinear", [layer.outputs[0], scale, zero], name=f"{name}_interleave_q")
+    steps += [layer, requantize]
+    for step in steps[:3]:
+        step.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+    requantize.outputs[0].type = x.type
+    dims = list(x.shape.dims)
+    dims[1 if channels_first else rank - 1] = wide
+    layer.outputs[0].shape = requantize.outputs[0].shape = ir.Shape(dims)
+    return steps
