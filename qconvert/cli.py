@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from typing import Any, Callable
 
 import click
 
+from qconvert.backends.targets import EmitOptions
 from qconvert.errors import QConvertError
+from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
+                                       MixedPrecisionOptions, SourceOptions)
+from qconvert.quant.config import DEFAULT_METHOD, QuantConfig, make_config
+from qconvert.quant.data import ImageOptions
 
 SUBCOMMANDS = ("inspect", "targets", "sensitivity", "ops")
 
@@ -40,44 +47,44 @@ def _run(debug: bool, function, *args, **kwargs):
         _fail(QConvertError(f"{type(error).__name__}: {error}".splitlines()[0] + " (rerun with --debug)"), debug)
 
 
-source_options = [
+def option_group(name: str, build: Callable[..., Any], *options) -> Callable:
+    """Adds `options` to a command, whose callback then receives them as one object: `name=build(**values)`,
+    the options' values by their names. A new flag is then one click.option here and one field in the
+    object. An error in `build` is one line, or a traceback with the command's --debug."""
+
+    def decorate(function):
+        @functools.wraps(function)  # shares function's __click_params__, so the options below add to it
+        def callback(**kwargs):
+            values = {key: kwargs.pop(key) for key in keys}
+            return function(**kwargs, **{name: _run(kwargs["debug"], build, **values)})
+
+        for option in reversed(options):
+            callback = option(callback)
+        keys = [param.name for param in callback.__click_params__[-len(options):]]
+        return callback
+
+    return decorate
+
+
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
+
+with_source_options = option_group(
+    "source", SourceOptions,
     click.option("--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D,D,..[:DTYPE]",
                  help="Input shape where the file does not record it; repeat per input."),
     click.option("--weights", type=str, help="state_dict for a file.py:factory source (loaded weights_only)."),
     click.option("--trust-code", is_flag=True, help="Allow importing/running the model's own Python code."),
-    click.option("--debug", is_flag=True, help="Show tracebacks."),
-]
-
-
-def with_source_options(function):
-    for option in reversed(source_options):
-        function = option(function)
-    return function
+)
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
     return tuple(float(x) for x in text.split(",")) if text else None
 
 
-quant_options = [
-    click.option("--calib", metavar="PATH", help="Calibration data for static int8: .npz (arrays keyed by input "
-                 "name), .npy, a folder of images, file.py:function (with --trust-code), or 'random' (a smoke "
-                 "test only)."),
-    click.option("--calib-samples", type=click.IntRange(min=1), default=256, show_default=True,
-                 help="Calibration samples used (the first N)."),
-    click.option("--calibrate", "method", default=None, metavar="METHOD",
-                 help="minmax | moving-average | percentile[:99.99] | entropy | mse [percentile:99.99]."),
-    click.option("--weight-granularity", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
-                 show_default=True, help="int8 weight scales: one per output channel or one per tensor."),
-    click.option("--activations", type=click.Choice(["affine", "symmetric"]), default="affine", show_default=True),
-    click.option("--activation-type", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True),
-    click.option("--calib-scale", type=float, default=1 / 255, help="Image folders: pixel scale [1/255]."),
-    click.option("--calib-mean", help="Image folders: mean to subtract after scaling, per channel (a,b,c)."),
-    click.option("--calib-std", help="Image folders: std to divide by, per channel (a,b,c)."),
-    click.option("--eval", "eval_path", metavar="NPZ", help="Evaluation set: inputs plus 'labels'; adds a metric."),
-    click.option("--metric", type=click.Choice(["top1", "dice", "cosine"]),
-                 help="Metric for --eval [inferred: top1 for class scores, dice for 0/1 masks, else cosine]."),
-]
+def _calibration_options(calib, calib_samples, calib_scale, calib_mean, calib_std) -> CalibrationOptions:
+    _warn_random_calibration(calib)
+    return CalibrationOptions(calib, calib_samples,
+                              ImageOptions(calib_scale, _floats(calib_mean) or (0.0,), _floats(calib_std) or (1.0,)))
 
 
 def _warn_random_calibration(calib: str | None) -> None:
@@ -91,22 +98,67 @@ def _warn_random_calibration(calib: str | None) -> None:
         click.echo(f"qconvert: warning: {RANDOM_WARNING}", err=True)
 
 
-def with_quant_options(function):
-    for option in reversed(quant_options):
-        function = option(function)
-    return function
+# Built before the quantization options, so that --calib random warns before their errors.
+with_calibration_options = option_group(
+    "calibration", _calibration_options,
+    click.option("--calib", metavar="PATH", help="Calibration data for static int8: .npz (arrays keyed by input "
+                 "name), .npy, a folder of images, file.py:function (with --trust-code), or 'random' (a smoke "
+                 "test only)."),
+    click.option("--calib-samples", type=click.IntRange(min=1), default=CalibrationOptions.calib_samples,
+                 show_default=True, help="Calibration samples used (the first N)."),
+    click.option("--calib-scale", type=float, default=ImageOptions.scale, help="Image folders: pixel scale [1/255]."),
+    click.option("--calib-mean", help="Image folders: mean to subtract after scaling, per channel (a,b,c)."),
+    click.option("--calib-std", help="Image folders: std to divide by, per channel (a,b,c)."),
+)
 
 
-def _quant_kwargs(calib, calib_samples, method, weight_granularity, activations, activation_type, calib_scale,
-                  calib_mean, calib_std, eval_path, metric) -> dict:
-    from qconvert.quant.config import DEFAULT_METHOD, make_config
-    from qconvert.quant.data import ImageOptions
+def _quant_config(method, weight_granularity, activations, activation_type) -> QuantConfig:
+    return make_config(method or DEFAULT_METHOD, weight_granularity, activations, activation_type)
 
-    return dict(
-        calib=calib, calib_samples=calib_samples, eval_path=eval_path, metric=metric,
-        quant=make_config(method or DEFAULT_METHOD, weight_granularity, activations, activation_type),
-        calib_image=ImageOptions(calib_scale, _floats(calib_mean) or (0.0,), _floats(calib_std) or (1.0,)),
-    )
+
+with_quant_config = option_group(
+    "quant", _quant_config,
+    click.option("--calibrate", "method", default=None, metavar="METHOD",
+                 help="minmax | moving-average | percentile[:99.99] | entropy | mse [percentile:99.99]."),
+    click.option("--weight-granularity", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
+                 show_default=True, help="int8 weight scales: one per output channel or one per tensor."),
+    click.option("--activations", type=click.Choice(["affine", "symmetric"]), default="affine", show_default=True),
+    click.option("--activation-type", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True),
+)
+
+with_eval_options = option_group(
+    "evaluation", EvalOptions,
+    click.option("--eval", "eval_path", metavar="NPZ", help="Evaluation set: inputs plus 'labels'; adds a metric."),
+    click.option("--metric", type=click.Choice(["top1", "dice", "cosine"]),
+                 help="Metric for --eval [inferred: top1 for class scores, dice for 0/1 masks, else cosine]."),
+)
+
+with_measure_options = option_group(
+    "measure", MeasureOptions,
+    click.option("--device", type=click.Choice(["cpu", "cuda"]), default=MeasureOptions.device, show_default=True),
+    click.option("--threads", type=click.IntRange(min=1), help="Threads for every runtime [physical cores]."),
+    click.option("--batch", type=click.IntRange(min=1), default=MeasureOptions.batch, show_default=True,
+                 help="Batch for timing."),
+    click.option("--samples", "parity_samples", type=click.IntRange(min=1), default=MeasureOptions.parity_samples,
+                 show_default=True, help="Random samples for parity."),
+    click.option("--runs", type=click.IntRange(min=1), default=MeasureOptions.runs, show_default=True,
+                 help="Timed runs."),
+)
+
+with_emit_options = option_group(
+    "emit", EmitOptions,
+    click.option("--io-layout", type=click.Choice(["nhwc", "nchw"]), default=None,
+                 help="4-D input/output layout of the artifacts [the source's]."),
+    click.option("--engine", "torch_engine", type=click.Choice(["x86", "fbgemm", "onednn", "qnnpack"]), default=None,
+                 help="PyTorch int8 engine that torch-int8/torch-dynamic weights are packed for [x86]; qnnpack for "
+                 "ARM."),
+)
+
+with_mixed_precision_options = option_group(
+    "mixed", MixedPrecisionOptions,
+    click.option("--max-drop", type=click.FloatRange(min=0), help="Mixed precision: keep the most sensitive layers "
+                 "float until the int8 metric drop on --eval is within this (top-1 in points, Dice/cosine 0..1)."),
+)
 
 
 @click.group(cls=DefaultToConvert, context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,42 +171,28 @@ def main():
 @click.argument("model")
 @click.option("--to", "to", required=True, help="Targets, comma separated (see `qconvert targets`).")
 @click.option("-o", "--out", "out_dir", default="qconvert-out", show_default=True, help="Output folder.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--io-layout", type=click.Choice(["nhwc", "nchw"]), default=None,
-              help="4-D input/output layout of the artifacts [the source's].")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads for every runtime [physical cores].")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch for timing.")
-@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Random samples for parity.")
-@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs.")
+@with_measure_options
+@with_emit_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--engine", type=click.Choice(["x86", "fbgemm", "onednn", "qnnpack"]), default=None,
-              help="PyTorch int8 engine that torch-int8/torch-dynamic weights are packed for [x86]; qnnpack for ARM.")
-@click.option("--max-drop", type=click.FloatRange(min=0), help="Mixed precision: keep the most sensitive layers "
-              "float until the int8 metric drop on --eval is within this (top-1 in points, Dice/cosine 0..1).")
-@with_quant_options
+@with_calibration_options
+@with_quant_config
+@with_mixed_precision_options
+@with_eval_options
 @with_source_options
-def convert_command(model, to, out_dir, device, io_layout, threads, batch, samples, runs, as_json, engine, max_drop,
-                    calib, calib_samples, method, weight_granularity, activations, activation_type, calib_scale,
-                    calib_mean, calib_std, eval_path, metric, input_shapes, weights, trust_code, debug):
+@debug_option
+def convert_command(model, to, out_dir, as_json, debug, **groups):
     from rich.console import Console
     from rich.progress import Progress
 
-    from qconvert.api import convert
+    from qconvert.pipeline.convert import convert
     from qconvert.report.table import report_table
 
     targets = [t.strip() for t in to.split(",") if t.strip()]
-    _warn_random_calibration(calib)
     stderr = Console(stderr=True)
     with Progress(console=stderr, transient=True, disable=as_json or not stderr.is_terminal) as bar:
         task = bar.add_task("loading", total=2 * len(targets) + 3)
         step = lambda stage, name: bar.update(task, advance=1, description=f"{stage} {name}")  # noqa: E731
-        quant = _run(debug, _quant_kwargs, calib, calib_samples, method, weight_granularity, activations,
-                     activation_type, calib_scale, calib_mean, calib_std, eval_path, metric)
-        result = _run(debug, convert, model, targets, out_dir=out_dir, input_shapes=input_shapes,
-                      weights=weights, trust_code=trust_code, device=device, io_layout=io_layout,
-                      threads=threads, batch=batch, parity_samples=samples, runs=runs, progress=step,
-                      max_drop=max_drop, engine=engine, **quant)
+        result = _run(debug, convert, model, targets, ConvertOptions(**groups), out_dir=out_dir, progress=step)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -173,20 +211,18 @@ def convert_command(model, to, out_dir, device, io_layout, threads, batch, sampl
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True)
 @with_source_options
-def inspect_command(model, as_json, input_shapes, weights, trust_code, debug):
+@debug_option
+def inspect_command(model, as_json, source, debug):
     """Inputs/outputs with shapes and layout, op histogram, parameter count and size."""
-    from qconvert.converters import load_source
-    from qconvert.converters.input_spec import parse_input_shapes
     from qconvert.ir.summary import summarize
-    from qconvert.passes import cleanup
+    from qconvert.pipeline.load import clean, load_model
 
     def load():
-        source = load_source(model, input_specs=parse_input_shapes(list(input_shapes)), weights=weights,
-                             trust_code=trust_code)
-        return source, summarize(cleanup(source.ir))  # what the targets are emitted from
+        loaded = load_model(model, source)
+        return loaded, summarize(clean(loaded))  # what the targets are emitted from
 
-    source, summary = _run(debug, load)
-    summary["file_mb"] = source.size_bytes / 1e6
+    loaded, summary = _run(debug, load)
+    summary["file_mb"] = loaded.size_bytes / 1e6
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -206,22 +242,20 @@ def inspect_command(model, as_json, input_shapes, weights, trust_code, debug):
               help="Folder for sensitivity.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="onnxruntime threads [physical cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@with_quant_options
+@with_calibration_options
+@with_quant_config
+@with_eval_options
 @with_source_options
-def sensitivity_command(model, out_dir, threads, as_json, calib, calib_samples, method, weight_granularity,
-                        activations, activation_type, calib_scale, calib_mean, calib_std, eval_path, metric,
-                        input_shapes, weights, trust_code, debug):
+@debug_option
+def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, evaluation, source, debug):
     """Static int8 one layer at a time (and all but one): output SQNR and metric drop per layer, sorted."""
     from rich.console import Console
 
-    from qconvert.api import sensitivity
+    from qconvert.pipeline.sensitivity import sensitivity
     from qconvert.report.sensitivity_table import sensitivity_table
 
-    _warn_random_calibration(calib)
-    quant = _run(debug, _quant_kwargs, calib, calib_samples, method, weight_granularity, activations,
-                 activation_type, calib_scale, calib_mean, calib_std, eval_path, metric)
-    result = _run(debug, sensitivity, model, out_dir=out_dir, input_shapes=input_shapes, weights=weights,
-                  trust_code=trust_code, threads=threads, **quant)
+    result = _run(debug, sensitivity, model, source, calibration, evaluation, quant, out_dir=out_dir,
+                  threads=threads)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -1,0 +1,72 @@
+"""What the user chose, in frozen groups: the CLI's option groups build them (qconvert.cli), the keyword API
+builds them from its arguments (qconvert.api), and the stages read them. A new flag is a field here and a
+click.option in its group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qconvert.backends.targets import EmitOptions
+from qconvert.quant.config import QuantConfig
+from qconvert.quant.data import ImageOptions
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How the model file is read."""
+
+    input_shapes: tuple[str, ...] = ()  # [NAME=]D,D,..[:DTYPE] where the file does not record a shape
+    weights: str | None = None  # state_dict for a file.py:factory source
+    trust_code: bool = False  # allow importing and running the model's (and the data's) own Python code
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How the source and every artifact are run and timed."""
+
+    device: str = "cpu"  # cpu | cuda
+    threads: int | None = None  # for every runtime; None: the physical cores
+    batch: int = 1  # the timing batch
+    parity_samples: int = 16  # samples compared with the source
+    runs: int = 20  # timed runs
+    warmup: int = 3
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """The calibration set of static int8 targets (qconvert.quant.data)."""
+
+    calib: str | None = None  # .npz, .npy, a folder of images, file.py:function, or "random"
+    calib_samples: int | None = 256  # the first N; None: all
+    calib_image: ImageOptions = ImageOptions()  # how a folder of images is scaled and normalised
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """The evaluation set that adds a task metric to every row."""
+
+    eval_path: str | None = None  # .npz: the inputs plus `labels`
+    metric: str | None = None  # top1 | dice | cosine; None: inferred from the source's outputs and labels
+
+
+@dataclass(frozen=True)
+class MixedPrecisionOptions:
+    """Layers left float in the static int8 IR."""
+
+    # Keep the most sensitive layers float until the static int8 metric is within this of the float
+    # model's (needs an evaluation set).
+    max_drop: float | None = None
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything a conversion reads besides the model, the targets and the output folder."""
+
+    source: SourceOptions = SourceOptions()
+    measure: MeasureOptions = MeasureOptions()
+    calibration: CalibrationOptions = CalibrationOptions()
+    evaluation: EvalOptions = EvalOptions()
+    quant: QuantConfig = QuantConfig()
+    mixed: MixedPrecisionOptions = MixedPrecisionOptions()
+    emit: EmitOptions = EmitOptions()  # its `quant` is ignored: the emit stage sets it from `quant`
+    seed: int = 0  # random parity and timing feeds, random calibration data and its sampling
