@@ -323,8 +323,8 @@ def _interleave_signed_input(graph: ir.Graph, node: ir.Node, done: dict[tuple[st
         return
     zero, weights = constant_array(x_dq.inputs[2]), constant_array(w_dq.inputs[0])
     x = x_dq.inputs[0]
-    if zero is None or zero.dtype != np.uint8 or zero.size != 1 or (int(zero) == 0 and not _reads_graph_input(x)):
-        return  # a hidden tensor without negative values (post-ReLU): mostly small codes
+    if zero is None or zero.dtype != np.uint8 or zero.size != 1 or not signed_or_input(x, int(zero)):
+        return
     if weights is None or weights.dtype != np.int8:
         return
     if x.shape is None or (node.op_type == "Conv" and len(x.shape) < 3):
@@ -361,10 +361,24 @@ def _interleave_signed_input(graph: ir.Graph, node: ir.Node, done: dict[tuple[st
         graph.initializers.pop(old_weights.name)
 
 
-def _reads_graph_input(x: ir.Value) -> bool:
-    """A quantized graph input (pixels in [0, 1] spread their codes over the whole range)."""
-    q = x.producer()
-    return q is not None and q.op_type == "QuantizeLinear" and q.inputs[0].is_graph_input()
+def signed_or_input(x: ir.Value, unsigned_zero_point: int) -> bool:
+    """Whether an x86 u8×s8 layer reading x needs its input interleaved: x takes negative values (its
+    uint8 zero point above 0), or x is a quantized graph input, or is moved from one (pixels in
+    [0, 1] spread their codes over the whole range). A hidden tensor without negative values (post-ReLU)
+    has mostly small codes. The rule both x86 int8 backends follow (onnx-qdq, torch-int8)."""
+    if unsigned_zero_point > 0:
+        return True
+    node = x.producer()
+    while node is not None and node.op_type in READS_THROUGH:
+        if node.inputs[0].is_graph_input():
+            return True
+        node = node.inputs[0].producer()
+    return False
+
+
+# Ops between a graph input and a layer that keep its values (a Keras model's NHWC → NCHW Transpose).
+READS_THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+                 "Identity")
 
 
 def _input_channel_axis(node: ir.Node, weights: np.ndarray) -> int | None:

@@ -65,6 +65,7 @@ class Builder:
     values: dict[str, fx.Node | Quant] = field(default_factory=dict)
     consts: dict[str, np.ndarray] = field(default_factory=dict)
     qconsts: dict[str, tuple] = field(default_factory=dict)  # DQ of an int weight: (q, scale, zero, axis)
+    interleaved: dict[tuple[str, bool], tuple] = field(default_factory=dict)  # ops/quantized.py
     done: set[int] = field(default_factory=set)  # ids of IR nodes already emitted as part of a pattern
     float_fallbacks: dict[str, int] = field(default_factory=dict)  # op -> count, int8 programs only
     int8_kernels: dict[str, int] = field(default_factory=dict)
