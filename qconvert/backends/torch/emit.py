@@ -14,14 +14,20 @@ CPU_HALF_NOTE = ("{dtype} on CPU: fast only where the CPU has {dtype} matrix uni
                  "elsewhere kernels upcast and it runs slower than fp32; it is meant for CUDA (--device cuda)")
 
 
-def quantized_engine(engine: str | None = None) -> str:
-    """The int8 engine weights are packed for (`--engine`): x86 (fbgemm/oneDNN) by default, qnnpack for ARM."""
+def quantized_engine(engine: str | None = None, mode: str = "int8") -> str:
+    """The int8 engine weights are packed for (`--engine`). Static int8 defaults to oneDNN: fbgemm's
+    depthwise kernel adds pairs of taps' u8×s8 products in int16 and saturates on full-range codes (a
+    ReLU6 output, an image), oneDNN's does not, and it was the faster of the two on the digits MobileNet
+    (bench/TORCH_ENGINES.md). Dynamic int8 keeps x86 (fbgemm), whose dynamic Linear quantizes
+    activations to 7 bits and cannot saturate. qnnpack where neither is built in (ARM)."""
     import torch
 
-    engine = engine or "x86"
-    if engine not in torch.backends.quantized.supported_engines:
-        raise ValueError(f"quantized engine {engine!r} is not in this torch build "
-                         f"({', '.join(torch.backends.quantized.supported_engines)})")
+    supported = torch.backends.quantized.supported_engines
+    if engine is None:
+        preferred = ("onednn", "x86") if mode == "int8" else ("x86", "onednn")
+        engine = next((e for e in (*preferred, "qnnpack") if e in supported), "x86")
+    if engine not in supported:
+        raise ValueError(f"quantized engine {engine!r} is not in this torch build ({', '.join(supported)})")
     return engine
 
 
@@ -38,7 +44,7 @@ def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions =
 
         model = prepare_for_dynamic(model)  # the IR onnx-dynamic emits too: outlier channels smoothed
     if mode in ("int8", "dynamic"):
-        facts["engine"] = quantized_engine(engine)
+        facts["engine"] = quantized_engine(engine, mode)
         torch.backends.quantized.engine = facts["engine"]  # packed weights are laid out for this engine
     module, builder, inputs, outputs = build(model, mode=mode, target=target, io_layout=options.io_layout,
                                              dtype=getattr(torch, dtype_name))
