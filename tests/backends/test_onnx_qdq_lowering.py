@@ -221,3 +221,20 @@ def test_post_relu_inputs_keep_their_layout():
     feeds = {"x": RNG.standard_normal((16, 4, 8, 8)).astype(np.float32)}
     lowered = lower_for_onnxruntime(quantize_static(prepare_for_int8(cleanup(model)), feeds, QuantConfig()))
     assert not any(n.name.endswith("_interleave") for n in lowered.graph)
+
+
+def test_emit_reports_what_onnxruntime_runs_in_float(quantized, tmp_path):
+    """The facts list the float compute ops of onnxruntime's optimized graph: none for the full-int8 UNet;
+    the layer mixed precision keeps float when one is excluded."""
+    from qconvert.backends.onnx.emit import emit_qdq
+
+    qdq, _ = quantized
+    assert emit_qdq(qdq, tmp_path / "all.onnx")["quantization"]["float_ops"] == []
+    graph = prepare_for_int8(cleanup(tiny_unet()))
+    feeds = {"x": RNG.standard_normal((16, 3, 16, 16)).astype(np.float32)}
+    from qconvert.quant.plan import layer_name
+
+    last = [layer_name(n) for n in graph.graph if n.op_type == "Conv"][-1]
+    mixed = quantize_static(graph, feeds, QuantConfig(), exclude={last})
+    float_ops = emit_qdq(mixed, tmp_path / "mixed.onnx")["quantization"]["float_ops"]
+    assert [op.split()[0] for op in float_ops] == ["Conv"]

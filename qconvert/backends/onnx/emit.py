@@ -83,8 +83,13 @@ def emit_qdq(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) 
     from qconvert.backends.onnx.qdq_lowering import lower_for_onnxruntime
     from qconvert.ir.metadata import get_meta
 
+    from qconvert.backends.onnx.integer_check import float_compute_ops
+
     ir.save(lower_for_onnxruntime(model), path)
-    return {"quantization": get_meta(model, "quantization", {})}
+    # What onnxruntime runs in float, from its optimized graph: the layers mixed precision kept float,
+    # and anything its fusions did not take.
+    float_ops = [f"{op} {name}" for op, name in float_compute_ops(path)]
+    return {"quantization": {**get_meta(model, "quantization", {}), "float_ops": float_ops}}
 
 
 def emit_dynamic(model: ir.Model, path: Path, options: EmitOptions = EmitOptions()) -> dict:
