@@ -7,6 +7,10 @@ modules (torch.ao.nn.quantized) are ordinary submodules of the GraphModule.
 
 A value is held either as a float fx node or, in int8 programs, as a quantized tensor (`Quant`, with its
 scale and zero point): a DequantizeLinear of an activation costs nothing until a float op needs it.
+
+Training programs (mode "train", qconvert/train/program.py) hold every float initializer the program reads
+as a tensor as an nn.Parameter, named in `Builder.parameters`, and compute with it in the graph: no
+emitter transforms it at emit time, so a trained value maps back onto its initializer unchanged.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ class Port:
 @dataclass
 class Builder:
     model: ir.Model
-    mode: str  # float | int8 | dynamic
+    mode: str  # float | int8 | dynamic | train
     target: str
     graph: fx.Graph = field(default_factory=fx.Graph)
     root: torch.nn.Module = field(default_factory=torch.nn.Module)
@@ -70,6 +74,7 @@ class Builder:
     float_fallbacks: dict[str, int] = field(default_factory=dict)  # op -> count, int8 programs only
     int8_kernels: dict[str, int] = field(default_factory=dict)
     _buffers: dict[str, fx.Node] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)  # train mode: module attribute -> initializer
     _dequantized: dict[str, fx.Node] = field(default_factory=dict)
     quantized_inputs: bool = False  # input() hands quantized tensors over as they are (on_quantized())
     _names: set[str] = field(default_factory=set)
@@ -167,6 +172,20 @@ class Builder:
             self._buffers[name] = self.graph.get_attr(attr)
         return self._buffers[name]
 
+    def parameter(self, value: ir.Value, array: np.ndarray) -> fx.Node:
+        """An initializer as an nn.Parameter (training programs), one per initializer however often read."""
+        if value.name not in self._buffers:
+            attr = self.unique(value.name)
+            self.root.register_parameter(attr, torch.nn.Parameter(torch.from_numpy(np.array(array, copy=True))))
+            self.parameters[attr] = value.name
+            self._buffers[value.name] = self.graph.get_attr(attr)
+        return self._buffers[value.name]
+
+    def is_trainable(self, value: ir.Value, array: np.ndarray) -> bool:
+        """A float initializer of a training program (Constant outputs and folded values are not)."""
+        return self.mode == "train" and array.dtype.kind == "f" and not value.is_graph_input() and \
+            self.model.graph.initializers.get(value.name) is value
+
     # -- inputs of a node ----------------------------------------------------------------------
     def held(self, value: ir.Value) -> fx.Node | Quant:
         if value.name in self.values:
@@ -174,6 +193,8 @@ class Builder:
         array = self.const(value)
         if array is None:
             raise KeyError(f"value {value.name} has no emitted producer")
+        if self.is_trainable(value, array):
+            return self.parameter(value, array)
         return self.buffer(value.name, array)
 
     def input(self, node: ir.Node, index: int) -> fx.Node | None:
@@ -328,7 +349,8 @@ def _check_ports(b: Builder, model: ir.Model) -> None:
 
 def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = None,
           dtype: torch.dtype = torch.float32) -> tuple[fx.GraphModule, Builder, list[Port], list[Port]]:
-    """The IR as a GraphModule whose inputs/outputs are float32 in the artifact's layout."""
+    """The IR as a GraphModule whose inputs/outputs are float32 in the artifact's layout. Mode "train"
+    gives a float program with Parameters (see the module docstring), left in train mode."""
     load_ops()
     b = Builder(model, mode, target)
     _check_ports(b, model)
@@ -385,5 +407,5 @@ def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = No
             memory_format = torch.channels_last if tensor.dim() == 4 else torch.contiguous_format
             setattr(b.root, name, tensor.to(dtype).contiguous(memory_format=memory_format))
     module = fx.GraphModule(b.root, b.graph, class_name="QConvertModel")
-    module.eval()
+    module.train(mode == "train")
     return module, b, inputs, outputs

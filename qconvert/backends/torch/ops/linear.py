@@ -1,5 +1,8 @@
 """Gemm and MatMul: F.linear where the weight is a constant (a bias Add is folded in), matmul otherwise.
 
+Training programs take the matmul path for every node: the weight is then the initializer's own Parameter
+(transposed, scaled and added to in the graph), and a bias Add is the Add emitter's.
+
 In torch-dynamic programs a constant weight becomes a dynamic int8 Linear
 (torch.ao.nn.quantized.dynamic.Linear: int8 weights per output channel, activations quantized per batch).
 """
@@ -44,6 +47,8 @@ def linear(b, node, x, weight: np.ndarray, bias: np.ndarray | None):
 
 def _const_matmul(b, node):
     """(node, weight (K, N), bias Add node or None, bias or None) for a MatMul by a 2-D constant."""
+    if b.mode == "train":
+        return None
     weight = b.const(node.inputs[1]) if node.op_type == "MatMul" and len(node.inputs) == 2 else None
     if weight is None or weight.ndim != 2 or weight.dtype != np.float32:
         return None
@@ -89,8 +94,9 @@ def gemm(b, node):
     if trans_a:
         x = b.method("t", x)
     weight, c = b.const(node.inputs[1]), b.const(node.inputs[2]) if len(node.inputs) > 2 else None
-    if weight is not None and (c is None or c.ndim <= 1) and (len(node.inputs) < 3 or node.inputs[2] is None
-                                                             or c is not None):
+    constant = weight is not None and (c is None or c.ndim <= 1) and (len(node.inputs) < 3 or node.inputs[2] is None
+                                                                      or c is not None)
+    if constant and b.mode != "train":
         weight = (weight if trans_b else weight.T) * np.float32(alpha)
         bias = None if c is None else np.broadcast_to(c * np.float32(beta), (weight.shape[0],)).astype(np.float32)
         return linear(b, node, x, np.ascontiguousarray(weight, dtype=np.float32), bias)
