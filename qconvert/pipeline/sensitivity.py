@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qconvert.backends.hardware import physical_cores
+from qconvert.errors import UsageError
 from qconvert.pipeline.checks import check_writable
 from qconvert.pipeline.data import load_datasets
 from qconvert.pipeline.load import clean, load_model
@@ -26,6 +27,9 @@ def sensitivity(model: str, source: SourceOptions, calibration: CalibrationOptio
 
     out = Path(out_dir)
     check_writable(out)
+    if calibration.calib is None:
+        raise UsageError("qconvert sensitivity needs calibration data: pass --calib with real input samples (.npz "
+                         "keyed by input name, .npy, a folder of images, or file.py:function with --trust-code)")
     check_data_path(calibration.calib, trust_code=source.trust_code)
     graph = prepare_for_int8(clean(load_model(model, source)))
     calib_feeds, eval_feeds, labels = load_datasets(graph, calibration, evaluation, trust_code=source.trust_code,

@@ -118,3 +118,10 @@ def test_bad_input(tiny_torch, tiny_keras, tmp_path, make_args, code, message):
 def test_debug_shows_the_traceback(tmp_path):
     result = run_cli("/nonexistent/model.pt", "--to", "onnx-fp32", "--debug")
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_sensitivity_without_calibration_data_is_one_line(tiny_torch, tmp_path):
+    result = run_cli("sensitivity", tiny_torch["pt"], "--input-shape", "1,3,16,16", "-o", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "qconvert sensitivity needs calibration data: pass --calib" in only_line(result)
+    assert not (tmp_path / "out").exists()
