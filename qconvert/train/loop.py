@@ -1,0 +1,204 @@
+"""Fine-tuning the float IR: the IR as a trainable torch program, a deterministic training loop, and the
+trained weights written back into a copy of the IR.
+
+Adam, not SGD with momentum: the weights come with BatchNorm folded in (passes/fold_batchnorm.py), which
+scales each layer's weights by gamma/sigma, so weight and gradient magnitudes differ by orders between
+layers. Adam's per-parameter step is invariant to that scale; one SGD learning rate is too large for some
+layers and too small for others. The default rate is low (1e-4) because fine-tuning starts from a trained
+model.
+
+Deterministic: torch seeded, deterministic kernels, and the data order drawn from a generator of its own
+seed; two runs with the same options on the same machine give identical weights.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import onnx_ir as ir
+import torch
+
+from qconvert.errors import UsageError
+from qconvert.quant.calibrate import batch_size_of
+from qconvert.quant.evaluate import run_first_output
+from qconvert.report.accuracy import evaluate, infer_metric
+from qconvert.train.data import Feeds, TrainData
+from qconvert.train.losses import Loss, choose_loss
+from qconvert.train.program import TrainableProgram, trainable_program
+from qconvert.train.writeback import write_back
+
+Progress = Callable[[int, int, int, float], None]  # (epoch from 1, batch from 1, batches per epoch, loss)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 3
+    lr: float = 1e-4
+    batch: int = 32  # the IR's own batch where it is fixed
+    seed: int = 0
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    temperature: float = 4.0  # distillation of class scores (no labels)
+    threads: int | None = None  # torch's CPU threads while training; None: torch's default
+
+    def __post_init__(self):
+        for flag, value, ok in (("--epochs", self.epochs, self.epochs >= 1), ("--lr", self.lr, self.lr > 0),
+                                ("--train-batch", self.batch, self.batch >= 1),
+                                ("--temperature", self.temperature, self.temperature > 0),
+                                ("--threads", self.threads, self.threads is None or self.threads >= 1)):
+            if not ok:
+                raise UsageError(f"{flag} {value}: must be positive")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise UsageError(f"--device {self.device}: train on cpu or cuda")
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    feeds: Feeds
+    labels: np.ndarray
+    metric: str | None = None  # None: inferred from the float IR's outputs, as the report does
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 0: the model before training
+    loss: float  # mean training loss over the epoch's batches (epoch 0: of the untrained model)
+    metric: dict[str, float] | None = None  # on the eval set, when one is given
+
+
+@dataclass
+class History:
+    loss: str  # the loss's name
+    epochs: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None  # whose weights were kept (with an eval set; else the last)
+
+
+@contextmanager
+def deterministic(options: TrainOptions) -> Iterator[None]:
+    """Seeded torch with deterministic kernels (and the thread count asked for); the previous global
+    settings are restored afterwards."""
+    if options.device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode needs it
+    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(options.threads or previous[1])
+    torch.manual_seed(options.seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.set_num_threads(previous[1])
+
+
+def _device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: torch sees no CUDA device here; train with --device cpu")
+    return torch.device(name)
+
+
+def _tensors(feeds: Feeds, index, device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.ascontiguousarray(array[index])).to(device) for name, array in feeds.items()}
+
+
+def predict(program: TrainableProgram, feeds: Feeds, batch: int, device: torch.device) -> np.ndarray:
+    """The program's first output on `feeds`, without gradients."""
+    program.module.train(False)
+    count = len(next(iter(feeds.values())))
+    with torch.no_grad():
+        parts = [program(_tensors(feeds, slice(i, i + batch), device))[0].cpu().numpy()
+                 for i in range(0, count, batch)]
+    return np.concatenate(parts)
+
+
+def _mean_loss(program: TrainableProgram, loss: Loss, feeds: Feeds, targets: np.ndarray, batch: int,
+               device: torch.device) -> float:
+    """The loss without training, as an epoch reports it: the mean of the batch losses, by sample."""
+    outputs, total = predict(program, feeds, batch, device), 0.0
+    with torch.no_grad():
+        for i in range(0, len(targets), batch):
+            part = slice(i, i + batch)
+            total += float(loss(torch.from_numpy(outputs[part]), torch.from_numpy(targets[part]))) * len(outputs[part])
+    return total / len(targets)
+
+
+class _Scorer:
+    """The eval metric of the program's weights, against the float IR's outputs as the reference."""
+
+    def __init__(self, model: ir.Model, eval: EvalSet, batch: int, device: torch.device):
+        self.eval, self.batch, self.device = eval, batch, device
+        self.reference = run_first_output(model, eval.feeds)
+        self.metric = eval.metric or infer_metric(self.reference, eval.labels)
+
+    def __call__(self, program: TrainableProgram) -> dict[str, float]:
+        output = predict(program, self.eval.feeds, self.batch, self.device)
+        return evaluate(self.metric, output, self.eval.labels, self.reference)
+
+
+def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimizer, data: TrainData,
+           targets: np.ndarray, order: torch.Generator, batch: int, device: torch.device,
+           report: Callable[[int, int, float], None] | None) -> float:
+    """One pass over the data in the order `order` draws; the mean of the batch losses, by sample."""
+    program.module.train(True)
+    total, steps = 0.0, torch.randperm(data.count, generator=order).split(batch)
+    for step, index in enumerate(steps, start=1):
+        index = index.numpy()
+        output = program(_tensors(data.feeds, index, device))[0]
+        value = loss(output, torch.from_numpy(targets[index]).to(device))
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        total += float(value.detach()) * len(index)
+        if report is not None:
+            report(step, len(steps), float(value.detach()))
+    return total / data.count
+
+
+def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
+          eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None) -> History:
+    """Trains `program`, built from `model`, in place on `data`. Without labels the target is `teacher`'s
+    output (default: `model`'s own, e.g. the unpruned float IR). With `eval`, the program ends with the
+    weights of the epoch with the best metric (epoch 0, the model as given, included); else the last."""
+    device = _device(options.device)
+    batch = batch_size_of(model, options.batch)
+    targets = data.labels if data.labels is not None else run_first_output(teacher or model, data.feeds)
+    loss = choose_loss(model, data.task, None if data.labels is not None else targets, options.temperature)
+    scorer = _Scorer(model, eval, batch, device) if eval is not None else None
+    history, best = History(loss.name), None
+    with deterministic(options):
+        program.module.to(device)
+        optimizer = torch.optim.Adam(program.trainable(), lr=options.lr)
+        order = torch.Generator().manual_seed(options.seed)
+        for epoch in range(options.epochs + 1):
+            if epoch == 0:
+                epoch_loss = _mean_loss(program, loss, data.feeds, targets, batch, device)
+            else:
+                epoch_loss = _epoch(program, loss, optimizer, data, targets, order, batch, device,
+                                    partial(progress, epoch) if progress is not None else None)
+            metric = scorer(program) if scorer is not None else None
+            history.epochs.append(EpochRecord(epoch, epoch_loss, metric))
+            score = next(iter(metric.values())) if metric else None
+            if score is not None and (best is None or score > best[0]):
+                best, history.best_epoch = (score, _snapshot(program)), epoch
+        if best is not None:
+            with torch.no_grad():
+                for name, p in program.module.named_parameters():
+                    p.copy_(best[1][name])
+        else:
+            history.best_epoch = options.epochs
+    return history
+
+
+def _snapshot(program: TrainableProgram) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in program.module.named_parameters()}
+
+
+def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(), eval: EvalSet | None = None,
+             progress: Progress | None = None, teacher: ir.Model | None = None) -> tuple[ir.Model, History]:
+    """The float IR trained on `data` (see `train`), written back into a copy of it."""
+    program = trainable_program(model)
+    history = train(program, model, data, options, eval, progress, teacher)
+    return write_back(model, program), history
