@@ -10,14 +10,15 @@ OPENER = "qconvert.backends.tflite.runtime:open_session"
 REQUIRES = ("tensorflow", "ai_edge_litert")
 
 TARGETS = [
-    ("tflite-fp32", "fp32", "float TFLite", 60.0),
-    ("tflite-fp16", "fp16", "float16 weights (the TFLite converter's fp16 mode)", 30.0),
-    ("tflite-dynamic", "dynamic", "int8 weights, float activations (dynamic range)", 20.0),
+    ("tflite-fp32", "fp32", "float TFLite", 60.0, Quantization.NONE),
+    ("tflite-fp16", "fp16", "float16 weights (the TFLite converter's fp16 mode)", 30.0, Quantization.NONE),
+    ("tflite-dynamic", "dynamic", "int8 weights, float activations (dynamic range)", 20.0, Quantization.DYNAMIC),
 ]
 
-for name, mode, description, floor in TARGETS:
+for name, mode, description, floor, quantization in TARGETS:
     register(Target(name=name, runtime="LiteRT", description=description, suffix=".tflite",
-                    emit=emitter(mode, name), opener=OPENER, requires=REQUIRES, parity_floor_db=floor))
+                    emit=emitter(mode, name), opener=OPENER, requires=REQUIRES, parity_floor_db=floor,
+                    quantization=quantization))
 
 INTEGER_TARGETS = [
     ("tflite-int8", "int8", "full integer, int8 inputs/outputs: the IR's QDQ scales exactly"),
@@ -35,6 +36,6 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 def op_coverage() -> dict[str, frozenset[str]]:
     """The ops each target emits, for `qconvert ops` (a backend without this function runs every op)."""
     ops = supported_ops()
-    coverage = {name: ops - QDQ_OPS for name, _, _, _ in TARGETS}
+    coverage = {name: ops - QDQ_OPS for name, *_ in TARGETS}
     coverage.update({name: ops for name, _, _ in INTEGER_TARGETS})
     return coverage
