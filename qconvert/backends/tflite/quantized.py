@@ -14,7 +14,7 @@ Tensor names are then stripped from the file (strip_names), as deployment artifa
 
 The I/O contract (each input's and output's dtype, scale, zero point) goes into the facts, which the
 LiteRT session uses to quantize feeds and dequantize outputs, and beside the artifact as
-``<artifact>.io.json`` (written by qconvert.api with the artifact).
+``<artifact>.io.json`` (written by qconvert.pipeline.emit with the artifact).
 """
 
 from __future__ import annotations
