@@ -56,8 +56,8 @@ def test_eval_keeps_the_best_epoch(tiny_vgg, digits):
     """A learning rate that wrecks the model: the model as given (epoch 0) is the best and comes back
     unchanged; its metric is the float IR's top-1 in onnxruntime."""
     eval_set = EvalSet({"x": digits[2][:128]}, digits[3][:128])
-    trained, history = finetune(tiny_vgg, vgg_data(tiny_vgg, digits, 256), TrainOptions(epochs=2, lr=0.05, **ONE_THREAD),
-                                eval=eval_set)
+    options = TrainOptions(epochs=2, lr=0.05, **ONE_THREAD)
+    trained, history = finetune(tiny_vgg, vgg_data(tiny_vgg, digits, 256), options, eval=eval_set)
     top1 = [record.metric["top1"] for record in history.epochs]
     reference = run_first_output(tiny_vgg, eval_set.feeds)
     assert top1[0] == pytest.approx(evaluate("top1", reference, eval_set.labels, reference)["top1"])
