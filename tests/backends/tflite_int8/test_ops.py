@@ -134,6 +134,10 @@ CASES = {
                               "float hi = {6.0}", """
         c = Conv <pads=[1,1,1,1], group=4> (x, w, b)
         y = Clip(c, lo, hi)"""), ["x", "y"], [], {}, [], ["TRANSPOSE", "DEPTHWISE_CONV_2D", "TRANSPOSE"]),
+    "grouped conv": (graph("(float[1,8,8,8] x) => (float[1,8,8,8] y)",
+                           f"float[8,2,3,3] w = {array(8, 2, 3, 3)}, float[8] b = {array(8)}", """
+        c = Conv <pads=[1,1,1,1], group=4> (x, w, b)
+        y = Relu(c)"""), ["x", "y"], [], {}, [], ["TRANSPOSE", "CONV_2D", "TRANSPOSE"]),
     "rescaling at the input": (graph("(float[1,4,8,8] x) => (float[1,4,8,8] y)",
                                      f"{CONV}, float k = {{0.0078431}}, float o = {{-1.0}}", """
         m = Mul(x, k)

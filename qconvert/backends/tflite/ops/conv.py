@@ -96,6 +96,10 @@ def conv(ctx: EmitContext) -> None:
         y = tf.nn.depthwise_conv2d(x, kernel_hwcm, [1, *strides, 1], padding, dilations=dilations)
     elif group == 1:
         y = tf.nn.conv2d(x, weights.transpose(2, 3, 1, 0), strides, padding, dilations=dilations)
+    elif _quantized_input(ctx):
+        # Grouped and int8: one grouped CONV_2D (the converter quantizes it from the fake-quant ops
+        # around it; split per-group convs would leave their outputs without ranges, in float).
+        y = tf.nn.conv2d(x, weights.transpose(2, 3, 1, 0), strides, padding, dilations=dilations)
     else:
         # Grouped: one convolution per group, concatenated (TFLite's grouped CONV_2D is not
         # supported by every delegate).
@@ -108,6 +112,12 @@ def conv(ctx: EmitContext) -> None:
     if one_d:
         y = tf.squeeze(y, [1])
     ctx.set(y, layout.channels_last(ctx.rank(0)))
+
+
+def _quantized_input(ctx: EmitContext) -> bool:
+    """Whether the IR computes this node in int8 (its input is a DequantizeLinear's)."""
+    producer = ctx.node.inputs[0].producer()
+    return producer is not None and producer.op_type == "DequantizeLinear"
 
 
 def _transpose_pads(ctx: EmitContext, sizes, kernel, strides, one_d: bool) -> tuple[list, list]:
