@@ -21,16 +21,10 @@ Each rewrite keeps the quantized function exactly (the same integers reach every
    GlobalAveragePool, the same mean, which onnxruntime runs as QLinearGlobalAveragePool (it has no
    integer ReduceMean); with keepdims=0 a Squeeze follows, between the same Q/DQ.
 6. A Conv (not depthwise), Gemm or MatMul whose uint8 input takes negative values (zero point above 0),
-   or is the graph's input, reads its input with a zero-point channel after every channel, and its weights with a zero column
-   after every column. On x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake) onnxruntime's u8×s8
-   kernels add each pair of adjacent input channels' products in int16 (vpmaddubsw), which saturates
-   when 255·(|w_i| + |w_j|) > 32767: with codes near 128 on every element, most outputs of such a layer
-   came out wrong (a residual net's stem and the convs after its no-ReLU Adds: 12 dB against the QDQ).
-   Image inputs spread their codes over the whole range too (NNCF's "first layer" overflow fix). With
-   every pair holding one real product the sums are exact on every x86 CPU, at twice that layer's
-   multiply count plus the interleaving 1x1 layer. A hidden post-ReLU input (zero point 0, mostly small
-   codes) keeps its layout: it can still saturate where two adjacent channels both sit near the top
-   of the range against two large weights of one sign, which is rare (measured in bench/QUANT.md).
+   or is the graph's input, reads its input interleaved with zero-point channels, and its weights with
+   a zero column after every column, so that x86's int16 pair sums cannot saturate on CPUs without VNNI
+   (qconvert.backends.int16_pairs: the rule and the arithmetic torch-int8 shares). The interleaving
+   is a 1x1 integer layer of its own; the layer after it does twice its multiplies.
 """
 
 from __future__ import annotations
@@ -38,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.backends.int16_pairs import interleave_weight, interleaved_width, signed_or_input, spread
 from qconvert.ir.values import add_initializer, constant_array, copy_model
 from qconvert.quant.plan import BINARY_OPS, FUSING_OPS, is_spatial_mean
 
@@ -257,21 +252,8 @@ def _pad_input_channels(graph: ir.Graph, conv: ir.Node) -> None:
         pad.outputs[0].shape = ir.Shape([*x.shape.dims[:1], x.shape[1] + extra, *x.shape.dims[2:]])
     x_padded = ir.node("DequantizeLinear", [pad.outputs[0], *x_dq.inputs[1:]], name=f"{name}_input_dq")
     padded_weights = np.concatenate([weights, np.zeros((outputs, extra, *weights.shape[2:]), np.int8)], axis=1)
-    w_padded = ir.node("DequantizeLinear",
-                       [add_initializer(graph, f"{w_dq.inputs[0].name}_channel_padded", padded_weights),
-                        *w_dq.inputs[1:]],
-                       {"axis": w_dq.attributes.get_int("axis", 1)}, name=f"{name}_weight_dq")
-    for node in (x_padded, w_padded):
-        node.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
-    graph.insert_before(conv, [pad, x_padded, w_padded])
-    conv.replace_input_with(0, x_padded.outputs[0])
-    conv.replace_input_with(1, w_padded.outputs[0])
-    old_weights = w_dq.inputs[0]
-    for old in (x_dq, w_dq):
-        if not list(old.outputs[0].uses()) and not old.outputs[0].is_graph_output():
-            graph.remove(old, safe=True)
-    if old_weights.name in graph.initializers and not list(old_weights.uses()):
-        graph.initializers.pop(old_weights.name)
+    x_padded.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+    _replace_layer_inputs(graph, conv, [pad, x_padded], x_dq, w_dq, padded_weights, "channel_padded")
 
 
 # -- 5. Spatial ReduceMean as GlobalAveragePool --------------------------------------------------------
@@ -325,8 +307,9 @@ def _interleave_signed_input(graph: ir.Graph, node: ir.Node, done: dict[tuple[st
     x = x_dq.inputs[0]
     if zero is None or zero.dtype != np.uint8 or zero.size != 1 or not signed_or_input(x, int(zero)):
         return
-    if weights is None or weights.dtype != np.int8:
-        return
+    weight_zero = constant_array(w_dq.inputs[2]) if len(w_dq.inputs) > 2 else None
+    if weights is None or weights.dtype != np.int8 or (weight_zero is not None and weight_zero.any()):
+        return  # a zero column is a zero weight only with zero points 0
     if x.shape is None or (node.op_type == "Conv" and len(x.shape) < 3):
         return
     axis = _input_channel_axis(node, weights)
@@ -341,44 +324,28 @@ def _interleave_signed_input(graph: ir.Graph, node: ir.Node, done: dict[tuple[st
     wide = done[key].shape[1 if node.op_type == "Conv" else -1]
     interleaved = ir.node("DequantizeLinear", [done[key], *x_dq.inputs[1:]], name=f"{name}_input_dq")
     interleaved.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
-    spread = np.zeros([wide if i == axis else d for i, d in enumerate(weights.shape)], np.int8)
-    index = [slice(None)] * weights.ndim
-    index[axis] = slice(0, 2 * weights.shape[axis], 2)
-    spread[tuple(index)] = weights
+    _replace_layer_inputs(graph, node, [*steps, interleaved], x_dq, w_dq, spread(weights, axis, wide), "interleaved")
+
+
+def _replace_layer_inputs(graph: ir.Graph, layer: ir.Node, input_steps: list[ir.Node], x_dq: ir.Node,
+                          w_dq: ir.Node, weights: np.ndarray, label: str) -> None:
+    """The layer reads the last of `input_steps` (inserted before it) and `weights` with w_dq's scales;
+    its old DequantizeLinears and weight go where nothing else reads them."""
+    name = layer.name or layer.outputs[0].name
     w_new = ir.node("DequantizeLinear",
-                    [add_initializer(graph, f"{w_dq.inputs[0].name}_interleaved", spread), *w_dq.inputs[1:]],
+                    [add_initializer(graph, f"{w_dq.inputs[0].name}_{label}", weights), *w_dq.inputs[1:]],
                     {"axis": w_dq.attributes.get_int("axis", 1)} if "axis" in w_dq.attributes else None,
                     name=f"{name}_weight_dq")
     w_new.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
-    graph.insert_before(node, [*steps, interleaved, w_new])
-    node.replace_input_with(0, interleaved.outputs[0])
-    node.replace_input_with(1, w_new.outputs[0])
+    graph.insert_before(layer, [*input_steps, w_new])
+    layer.replace_input_with(0, input_steps[-1].outputs[0])
+    layer.replace_input_with(1, w_new.outputs[0])
     old_weights = w_dq.inputs[0]
     for old in (x_dq, w_dq):
         if not list(old.outputs[0].uses()) and not old.outputs[0].is_graph_output():
             graph.remove(old, safe=True)
     if old_weights.name in graph.initializers and not list(old_weights.uses()):
         graph.initializers.pop(old_weights.name)
-
-
-def signed_or_input(x: ir.Value, unsigned_zero_point: int) -> bool:
-    """Whether an x86 u8×s8 layer reading x needs its input interleaved: x takes negative values (its
-    uint8 zero point above 0), or x is a quantized graph input, or is moved from one (pixels in
-    [0, 1] spread their codes over the whole range). A hidden tensor without negative values (post-ReLU)
-    has mostly small codes. The rule both x86 int8 backends follow (onnx-qdq, torch-int8)."""
-    if unsigned_zero_point > 0:
-        return True
-    node = x.producer()
-    while node is not None and node.op_type in READS_THROUGH:
-        if node.inputs[0].is_graph_input():
-            return True
-        node = node.inputs[0].producer()
-    return False
-
-
-# Ops between a graph input and a layer that keep its values (a Keras model's NHWC → NCHW Transpose).
-READS_THROUGH = ("QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-                 "Identity")
 
 
 def _input_channel_axis(node: ir.Node, weights: np.ndarray) -> int | None:
@@ -405,16 +372,13 @@ def _interleave_steps(graph: ir.Graph, name: str, x: ir.Value, zero: ir.Value, s
     rank = len(x.shape)
     # Channels first, the count is rounded up to rewrite 4's multiple: the extra channels hold the zero
     # point too, so no Pad follows (on the innermost axis, onnxruntime pads element by element).
-    wide = 2 * channels + (-2 * channels % CHANNEL_ALIGNMENT if channels_first else 0)
-    spread = np.zeros((wide, channels), np.int8)
-    spread[np.arange(0, 2 * channels, 2), np.arange(channels)] = 1
+    wide = interleaved_width(channels, CHANNEL_ALIGNMENT if channels_first else 1)
+    matrix = interleave_weight(channels, wide)
     if channels_first:
-        spread = spread.reshape(wide, channels, *([1] * (rank - 2)))
-        axis = 0
+        matrix, axis = matrix.reshape(wide, channels, *([1] * (rank - 2))), 0
     else:
-        spread = np.ascontiguousarray(spread.T)  # [K, 2K]
-        axis = 1
-    weight = add_initializer(graph, f"{name}_interleave_weight", spread)
+        matrix, axis = np.ascontiguousarray(matrix.T), 1  # [K, 2K]
+    weight = add_initializer(graph, f"{name}_interleave_weight", matrix)
     weight_scale = add_initializer(graph, f"{name}_interleave_weight_scale", np.ones(wide, np.float32))
     weight_zero = add_initializer(graph, f"{name}_interleave_weight_zero_point", np.zeros(wide, np.int8))
     steps = [

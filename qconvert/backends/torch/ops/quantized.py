@@ -14,7 +14,7 @@ zero point z is the same quantized function as a uint8 one with scale s and zero
 On x86 CPUs without VNNI, fbgemm and oneDNN add each pair of adjacent input channels' u8×s8 products in
 int16, as onnxruntime does; a Conv (not depthwise) or Linear whose input takes negative values or is the
 graph's input reads it interleaved with zero-point channels, the same remedy and rule as the onnx-qdq
-lowering (qconvert.backends.onnx.qdq_lowering, rewrite 6; `signed_or_input` there).
+lowering (qconvert.backends.int16_pairs).
 
 A lowering returns True when it emitted the pattern starting at its node with int8 kernels, False to let
 the float emitter run on dequantized inputs (listed in the artifact's facts as float fallbacks). A
@@ -35,6 +35,7 @@ import torch.ao.nn.quantized.dynamic as nnqd
 import torch.nn.functional as F
 from torch import Tensor
 
+from qconvert.backends.int16_pairs import interleave_weight, interleaved_width, signed_or_input, spread
 from qconvert.backends.torch.program import Quant
 from qconvert.backends.torch.registry import EMITTERS, lowers
 from qconvert.errors import UnsupportedOpError
@@ -206,35 +207,22 @@ def _qweight(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int) -> t
 
 
 def _interleaved_input(b, node, x: Quant, channels: int, conv: bool) -> tuple[Quant, int] | None:
-    """x with a zero-point channel after each channel, where x86's int16 pair sums need it (see the module
-    docstring): a quantized 1x1 Conv2d (conv) or Linear whose weight is 1 from channel c to 2c, at x's own
-    scale and zero point (requantizing by exactly 1.0 returns each code), and its channel count. None:
-    x as it is."""
-    from qconvert.backends.onnx.qdq_lowering import CHANNEL_ALIGNMENT, signed_or_input
-
+    """x with a zero-point channel after each channel, where x86's int16 pair sums need it
+    (qconvert.backends.int16_pairs), as a quantized 1x1 Conv2d (conv) or Linear at x's own scale and zero
+    point, and its channel count. None: x as it is."""
     if not signed_or_input(node.inputs[0], x.zero_point):
         return None
     key = (node.inputs[0].name, conv)
     if key not in b.interleaved:
-        wide = 2 * channels + (-2 * channels % CHANNEL_ALIGNMENT if conv else 0)
-        spread = np.zeros((wide, channels), np.int8)
-        spread[np.arange(0, 2 * channels, 2), np.arange(channels)] = 1
+        wide = interleaved_width(channels)
+        matrix = interleave_weight(channels, wide)
         module = nnq.Conv2d(channels, wide, 1) if conv else nnq.Linear(channels, wide)
-        weight = spread.reshape(wide, channels, 1, 1) if conv else spread
+        weight = matrix.reshape(wide, channels, 1, 1) if conv else matrix
         module.set_weight_bias(_qweight(weight, np.ones(wide), np.zeros(wide, np.int64), 0), None)
         module.scale, module.zero_point = x.scale, x.zero_point
         held = b.module(f"{node.name or node.op_type.lower()}_interleave", module, x.node)
         b.interleaved[key] = (Quant(held, x.scale, x.zero_point), wide)
     return b.interleaved[key]
-
-
-def _spread(q: np.ndarray, axis: int, wide: int) -> np.ndarray:
-    """q with a zero slice after each slice along `axis`, then zeros up to `wide`."""
-    spread = np.zeros([wide if i == axis else d for i, d in enumerate(q.shape)], np.int8)
-    index = [slice(None)] * q.ndim
-    index[axis] = slice(0, 2 * q.shape[axis], 2)
-    spread[tuple(index)] = q
-    return spread
 
 
 def _module(b, node, module, x, chain: Chain, op: str | None = None) -> bool:
@@ -255,14 +243,13 @@ def conv(b, node) -> bool:
         return False
     q, scale, zero, axis = weight
     g = conv_geometry(b, node, list(q.shape))
+    interleaved = _interleaved_input(b, node, x, q.shape[1], conv=True) if g["groups"] == 1 else None
+    if interleaved is not None:
+        x, wide = interleaved
+        q = spread(q, 1, wide)
     data = x.node
     if g["explicit"]:  # asymmetric pads: zeros (the zero point) added on the quantized tensor
         data = b.call(F.pad, data, g["explicit"])
-    interleaved = _interleaved_input(b, node, x, q.shape[1], conv=True) if g["groups"] == 1 else None
-    if interleaved is not None:  # asymmetric pads above pad the interleaved tensor the same way
-        x, wide = interleaved
-        data = b.call(F.pad, x.node, g["explicit"]) if g["explicit"] else x.node
-        q = _spread(q, 1, wide)
     cls = nniq.ConvReLU2d if chain.relu else nnq.Conv2d
     out_channels, in_per_group, kh, kw = q.shape
     module = cls(in_per_group * g["groups"], out_channels, (kh, kw), stride=g["stride"], padding=g["padding"],
@@ -320,7 +307,7 @@ def linear(b, node) -> bool:
     interleaved = _interleaved_input(b, node, x, q.shape[1], conv=False)
     if interleaved is not None:
         x, wide = interleaved
-        q = _spread(q, 1, wide)
+        q = spread(q, 1, wide)
     module = (nniq.LinearReLU if chain.relu else nnq.Linear)(q.shape[1], q.shape[0])
     module.set_weight_bias(_qweight(q, scale, zero, axis), torch.from_numpy(bias) if bias is not None else None)
     return _module(b, node, module, x.node, chain)
