@@ -33,9 +33,10 @@ from qconvert.quant.calibrate import batch_size_of
 from qconvert.quant.evaluate import run_first_output
 from qconvert.report.accuracy import evaluate, infer_metric
 from qconvert.train.data import Feeds, TrainData
+from qconvert.train.fake_quant import qat_program
 from qconvert.train.losses import Loss, choose_loss
 from qconvert.train.program import TrainableProgram, trainable_program
-from qconvert.train.writeback import write_back
+from qconvert.train.writeback import write_back, write_back_quantized
 
 Progress = Callable[[int, int, int, float], None]  # (epoch from 1, batch from 1, batches per epoch, loss)
 
@@ -167,13 +168,14 @@ def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimiz
 def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
           eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None) -> History:
     """Trains `program`, built from `model`, in place on `data`. Without labels the target is `teacher`'s
-    output (default: `model`'s own, e.g. the unpruned float IR). With `eval`, the program ends with the
-    weights of the epoch with the best metric (epoch 0, the model as given, included); else the last."""
+    output (default: `model`'s own; the unpruned float IR, the float IR of a QDQ IR), which is also the
+    reference of an eval metric that needs one. With `eval`, the program ends with the weights of the
+    epoch with the best metric (epoch 0, the model as given, included); else the last."""
     device = _device(options.device)
     batch = batch_size_of(model, options.batch)
     targets = data.labels if data.labels is not None else run_first_output(teacher or model, data.feeds)
     loss = choose_loss(model, data.task, None if data.labels is not None else targets, options.temperature)
-    scorer = _Scorer(model, eval, batch, device) if eval is not None else None
+    scorer = _Scorer(teacher or model, eval, batch, device) if eval is not None else None
     history, best = History(loss.name), None
     with deterministic(options):
         program.module.to(device)
@@ -209,3 +211,15 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
     program = trainable_program(model)
     history = train(program, model, data, options, eval, progress, teacher)
     return write_back(model, program), history
+
+
+def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
+                       eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None,
+                       float_model: ir.Model | None = None) -> tuple[ir.Model, History]:
+    """The QDQ IR trained with LSQ fake-quants (qconvert/train/fake_quant.py) and written back as a QDQ IR:
+    trained integer weights, scales and int32 biases. `teacher`: the float IR whose outputs a label-free
+    run distils; `float_model`: the prepared float IR the QDQ IR was quantized from, whose float weights
+    the training starts from."""
+    program = qat_program(model, float_model)
+    history = train(program, model, data, options, eval, progress, teacher)
+    return write_back_quantized(model, program), history

@@ -24,6 +24,7 @@ from qconvert.report.metrics import looks_like_class_scores
 
 # Ops that only move data: an output computed by Sigmoid then Transpose is still probabilities.
 MOVES = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
+QDQ = {"QuantizeLinear", "DequantizeLinear"}  # a QDQ IR's output is still what its producer computed
 PROBABILITIES = {"Sigmoid", "HardSigmoid"}
 TINY = 1e-12  # log(0) guard for probabilities read as log-probabilities
 
@@ -40,7 +41,7 @@ class Loss:
 def output_activation(model: ir.Model) -> str | None:
     """The op computing the first output, looked for through ops that only move data."""
     node = model.graph.outputs[0].producer()
-    while node is not None and node.op_type in MOVES and node.inputs and node.inputs[0] is not None:
+    while node is not None and node.op_type in MOVES | QDQ and node.inputs and node.inputs[0] is not None:
         node = node.inputs[0].producer()
     return node.op_type if node is not None else None
 

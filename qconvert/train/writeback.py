@@ -3,9 +3,11 @@ single source of truth, and every backend lowers the trained model as it lowers 
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 
 from qconvert.ir.values import copy_model
+from qconvert.train.fake_quant import QuantizedProgram, bias_layer_scales, weight_range
 from qconvert.train.program import TrainableProgram
 
 
@@ -22,3 +24,52 @@ def write_back(model: ir.Model, program: TrainableProgram) -> ir.Model:
                              f"initializer {name!r} {list(old.shape.dims)}")
         value.const_value = ir.tensor(array.astype(old.dtype.numpy(), copy=True), name=name)
     return trained
+
+
+def write_back_quantized(model: ir.Model, program: QuantizedProgram) -> ir.Model:
+    """A copy of the QDQ IR `model` with the QAT program's values: its float initializers (the scales, the
+    float layers' weights) as `write_back` writes them, then each integer weight requantized from its
+    trained shadow with its trained scales, and each int32 bias from its shadow at s_x·s_w, the trained
+    scales of the layer's input and weight (its scale initializer rewritten to match, as int8 kernels
+    require)."""
+    trained = write_back(model, program)
+    initializers = trained.graph.initializers
+    for attr, name in program.shadows.items():
+        value = initializers[name]
+        dequantize = next(node for node, index in value.uses() if node.op_type == "DequantizeLinear" and index == 0)
+        shadow = program.module.get_parameter(attr).detach().cpu().numpy().astype(np.float32)
+        dtype = value.const_value.dtype
+        if dtype == ir.DataType.INT32:
+            scale_value = dequantize.inputs[1]
+            scale = bias_scale(dequantize)
+            scale_value.const_value = ir.tensor(scale.reshape(scale_value.const_value.shape.dims).astype(np.float32),
+                                                name=scale_value.name)
+            zero = np.zeros((), np.int64)
+        else:
+            scale = initializers[dequantize.inputs[1].name].const_value.numpy()
+            zero = dequantize.inputs[2].const_value.numpy() if len(dequantize.inputs) > 2 and \
+                dequantize.inputs[2] is not None else np.zeros((), np.int64)
+        axis = dequantize.attributes["axis"].value if "axis" in dequantize.attributes else 1
+        low, high = weight_range(dtype, zero)
+        codes = quantize_array(shadow, scale, zero, axis, low, high, wide=dtype == ir.DataType.INT32)
+        value.const_value = ir.tensor(codes.astype(dtype.numpy()), name=name)
+    return trained
+
+
+def quantize_array(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, low: int, high: int,
+                   wide: bool = False) -> np.ndarray:
+    """clamp(round(x / s) + z), rounding half to even as QuantizeLinear does, per tensor or along `axis`;
+    in float32 as qconvert.quant.params quantizes weights, or (`wide`) in float64 as it quantizes biases."""
+    shape = [1] * x.ndim
+    if np.ndim(scale) and x.ndim:
+        shape[axis % x.ndim] = np.size(scale)
+    dtype = np.float64 if wide else np.float32
+    s = np.reshape(scale, shape if np.ndim(scale) else ()).astype(dtype)
+    z = np.reshape(zero, shape if np.ndim(zero) else ()).astype(dtype)
+    return np.clip(np.round(x.astype(dtype) / s) + z, low, high)
+
+
+def bias_scale(dequantize: ir.Node) -> np.ndarray:
+    """s_x·s_w, in float32 as qconvert.quant.params computes it."""
+    sx, sw = (dq.inputs[1].const_value.numpy().astype(np.float32) for dq in bias_layer_scales(dequantize))
+    return (sx * sw).astype(np.float32)

@@ -75,6 +75,9 @@ class Builder:
     int8_kernels: dict[str, int] = field(default_factory=dict)
     _buffers: dict[str, fx.Node] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)  # train mode: module attribute -> initializer
+    # train mode: module attribute of a float Parameter that stands for an integer initializer (QAT's
+    # weights and biases, qconvert/train/fake_quant.py) -> that initializer
+    shadows: dict[str, str] = field(default_factory=dict)
     _dequantized: dict[str, fx.Node] = field(default_factory=dict)
     quantized_inputs: bool = False  # input() hands quantized tensors over as they are (on_quantized())
     _names: set[str] = field(default_factory=set)
@@ -348,10 +351,13 @@ def _check_ports(b: Builder, model: ir.Model) -> None:
 
 
 def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = None,
-          dtype: torch.dtype = torch.float32) -> tuple[fx.GraphModule, Builder, list[Port], list[Port]]:
+          dtype: torch.dtype = torch.float32, emitters: dict | None = None
+          ) -> tuple[fx.GraphModule, Builder, list[Port], list[Port]]:
     """The IR as a GraphModule whose inputs/outputs are float32 in the artifact's layout. Mode "train"
-    gives a float program with Parameters (see the module docstring), left in train mode."""
+    gives a float program with Parameters (see the module docstring), left in train mode. `emitters`
+    replaces the registry's emitters of some ops (op type -> emitter): QAT's fake-quants."""
     load_ops()
+    registry = {**EMITTERS, **(emitters or {})}
     b = Builder(model, mode, target)
     _check_ports(b, model)
     layouts = input_layouts(model)
@@ -373,7 +379,7 @@ def build(model: ir.Model, *, mode: str, target: str, io_layout: str | None = No
         lowering = LOWERINGS.get(node.op_type) if mode == "int8" else None
         if lowering is not None and lowering(b, node):
             continue
-        emitter = EMITTERS.get(node.op_type)
+        emitter = registry.get(node.op_type)
         if emitter is None or node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(node.op_type, node.name or "", target)
         _check_dtypes(b, node)

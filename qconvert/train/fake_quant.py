@@ -1,0 +1,212 @@
+"""The QDQ IR as a quantization-aware training program: every QuantizeLinear/DequantizeLinear pair is an LSQ
+fake-quant (Esser et al. 2020, "Learned Step Size Quantization") whose scale is a Parameter, initialised
+from calibration.
+
+- An activation's QuantizeLinear -> DequantizeLinear is one fake-quant of the float tensor; the DQ then
+  passes it on. Its scale initializer is one Parameter however many pairs read it, so a shared-scale group
+  (Concat, MaxPool, Resize... qconvert.quant.plan) stays shared. A scale that the plan fixes (a Sigmoid,
+  Softmax or Tanh output, plan.FIXED_OUTPUT) is never trained.
+- An integer weight's DequantizeLinear is a fake-quant of a float Parameter that stands for the integer
+  initializer (a *shadow*, Builder.shadows), initialised from the float IR's weight where one matches,
+  else from the dequantized integers. Its scales (per channel or per tensor, as the IR has them) train.
+- An int32 bias's DequantizeLinear is its float shadow rounded to its grid s_x·s_w, the live scales of its
+  layer's input and weight; the write-back (writeback.write_back_quantized) requantizes it the same way.
+- Zero points stay as calibrated.
+
+The gradient scale is LSQ's, g = 1/√(N·Q_P): N the elements one scale covers (a weight's channel; an
+activation's features per sample), Q_P the positive levels (127 for narrow-range int8 weights, 255 for an
+activation's 256 codes). It balances the scales' gradients against the weights' under SGD; the training
+loop's Adam normalises each parameter's steps, so there it only scales where Adam's epsilon matters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import onnx_ir as ir
+import torch
+from torch import Tensor
+
+from qconvert.backends.torch.ops.qdq import RANGES
+from qconvert.backends.torch.program import build
+from qconvert.quant.params import WEIGHT_QMAX
+from qconvert.quant.plan import FIXED_OUTPUT
+from qconvert.train.program import TrainableProgram, is_weight
+
+QAT_TARGET = "qat"
+
+
+def lsq_grad_scale(count: int, positive_levels: int) -> float:
+    """LSQ's g = 1/√(N·Q_P)."""
+    return 1.0 / math.sqrt(max(count, 1) * max(positive_levels, 1))
+
+
+def lsq_fake_quantize(x: Tensor, scale: Tensor, zero: Tensor, axis: int, low: int, high: int,
+                      grad_scale: float | None) -> Tensor:
+    """(clamp(round(x/s) + z, low, high) - z)·s, with the straight-through estimator for round: gradient
+    1 to x inside the range and 0 outside; to s, round(x/s) - x/s inside and low - z or high - z outside,
+    times the gradient scale. `grad_scale` None: an activation's, from its features per sample.
+
+    torch's fused LSQ kernels compute it (a third of the time of the same formula in separate ops); they
+    also give the zero point a gradient, which nothing reads: zero points are buffers."""
+    if grad_scale is None:
+        grad_scale = lsq_grad_scale(x[0].numel() if x.dim() > 0 else 1, high - low)
+    x = x.to(torch.float32)
+    if scale.numel() == 1:
+        return torch._fake_quantize_learnable_per_tensor_affine(
+            x, scale.reshape(1), zero.reshape(1).to(torch.float32), low, high, grad_scale)
+    return torch._fake_quantize_learnable_per_channel_affine(
+        x, scale.reshape(-1), zero.reshape(-1).to(torch.float32), axis % x.dim(), low, high, grad_scale)
+
+
+def weight_range(dtype: ir.DataType, zero: np.ndarray) -> tuple[int, int]:
+    """The codes a trained integer weight may take: int8 with zero point 0 keeps the narrow range that
+    qconvert.quant.params gives every weight (TFLite requires it), anything else its dtype's range."""
+    if dtype == ir.DataType.INT8 and not np.any(zero):
+        return -WEIGHT_QMAX, WEIGHT_QMAX
+    return RANGES[dtype]
+
+
+def fixed_scales(model: ir.Model) -> set[str]:
+    """Scale initializers the plan fixes: those of a QuantizeLinear of a FIXED_OUTPUT op's output (the
+    whole shared group reads the same initializer)."""
+    fixed = set()
+    for node in model.graph:
+        if node.op_type != "QuantizeLinear" or len(node.inputs) < 2:
+            continue
+        producer = node.inputs[0].producer()
+        if producer is not None and producer.op_type in FIXED_OUTPUT:
+            fixed.add(node.inputs[1].name)
+    return fixed
+
+
+def _zero(b, node: ir.Node, dtype: ir.DataType):
+    if b.has(node, 2):
+        return b.input(node, 2)
+    return b.buffer(f"{b.unique(node.name or 'q')}_zero", torch.zeros((), dtype=torch.int32))
+
+
+def _int_const(b, node: ir.Node, index: int) -> np.ndarray:
+    return np.asarray(b.const(node.inputs[index])) if b.has(node, index) else np.zeros((), np.int64)
+
+
+def _shadow(b, value: ir.Value, initial: np.ndarray):
+    """The float Parameter standing for integer initializer `value`, one however often it is read."""
+    key = f"{value.name}:shadow"
+    if key not in b._buffers:
+        attr = b.unique(f"{value.name}_float")
+        b.root.register_parameter(attr, torch.nn.Parameter(torch.from_numpy(initial.astype(np.float32))))
+        b.shadows[attr] = value.name
+        b._buffers[key] = b.graph.get_attr(attr)
+    return b._buffers[key]
+
+
+def _float_value(float_weights: dict[str, np.ndarray], quantized: ir.Value, array: np.ndarray, scale: np.ndarray,
+                 zero: np.ndarray, axis: int) -> np.ndarray:
+    """A shadow's first value: the float IR's own weight when one of the same name and shape lies within
+    half a step of the integers (it is what they were rounded from), else the dequantized integers."""
+    shape = [1] * array.ndim
+    if scale.ndim and array.ndim:
+        shape[axis % array.ndim] = scale.size
+    s, z = scale.reshape(shape if scale.ndim else ()), zero.reshape(shape if zero.ndim else ())
+    dequantized = ((array.astype(np.float32) - z) * s).astype(np.float32)
+    original = float_weights.get(quantized.name.removesuffix("_quantized"))
+    if original is not None and original.shape == array.shape and \
+            np.all(np.abs(original - dequantized) <= 0.5001 * np.abs(s) + 1e-12):
+        return original.astype(np.float32)
+    return dequantized
+
+
+def quantize_linear(b, node: ir.Node):
+    """An activation's (or a float constant's) fake-quant; the DequantizeLinear after it passes it on."""
+    for consumer in node.outputs[0].consumers():
+        if consumer.op_type != "DequantizeLinear" or consumer.inputs[1] is not node.inputs[1]:
+            raise b.unsupported(node, "training needs every QuantizeLinear read by a DequantizeLinear of its "
+                                      "own scale")
+    if b.is_output(node.outputs[0]):
+        raise b.unsupported(node, "training cannot give an integer graph output")
+    dtype = b.dtype(node.inputs[2]) if b.has(node, 2) else ir.DataType(
+        b.attr(node, "output_dtype", 0) or ir.DataType.UINT8)
+    if dtype not in RANGES or int(b.attr(node, "block_size", 0)):
+        raise b.unsupported(node, f"fake-quantizing to {getattr(dtype, 'name', dtype)} blocks")
+    low, high = RANGES[dtype]
+    return b.call(lsq_fake_quantize, b.input(node, 0), b.input(node, 1), _zero(b, node, dtype),
+                  int(b.attr(node, "axis", 1)), low, high, None)
+
+
+def dequantize_linear(b, node: ir.Node, float_weights: dict[str, np.ndarray]):
+    source = node.inputs[0]
+    producer = source.producer()
+    if producer is not None and producer.op_type == "QuantizeLinear":
+        return b.held(source)  # already the fake-quantized float tensor
+    array = b.const(source)
+    dtype = b.dtype(source)
+    if array is None or dtype not in RANGES or int(b.attr(node, "block_size", 0)):
+        raise b.unsupported(node, "training dequantizes integer initializers and QuantizeLinear outputs only")
+    scale, zero, axis = np.asarray(b.const(node.inputs[1])), _int_const(b, node, 2), int(b.attr(node, "axis", 1))
+    if scale is None:
+        raise b.unsupported(node, "a weight's scale must be an initializer")
+    shadow = _shadow(b, source, _float_value(float_weights, source, array, scale, zero, axis))
+    if dtype == ir.DataType.INT32:
+        return _bias(b, node, shadow)
+    low, high = weight_range(dtype, zero)
+    per_scale = array.size // max(scale.size, 1)
+    return b.call(lsq_fake_quantize, shadow, b.input(node, 1), _zero(b, node, dtype), axis, low, high,
+                  lsq_grad_scale(per_scale, high))
+
+
+def round_to_grid(x: Tensor, step: Tensor) -> Tensor:
+    """x on the grid of `step` (no gradient to the step), with the straight-through estimator for round."""
+    step = step.detach()
+    v = x / step
+    return (v + (torch.round(v) - v).detach()) * step
+
+
+def bias_layer_scales(dequantize: ir.Node) -> tuple[ir.Node, ir.Node]:
+    """The DequantizeLinears of the input and weight (inputs 0 and 1) of the layer that adds this int32
+    bias: its scale is the product of theirs."""
+    layer = next(node for node, _ in dequantize.outputs[0].uses())
+    producers = tuple(layer.inputs[i].producer() for i in (0, 1))
+    if any(p is None or p.op_type != "DequantizeLinear" for p in producers):
+        raise ValueError(f"the int32 bias of {layer.name} is not added to quantized inputs")
+    return producers
+
+
+def _bias(b, node: ir.Node, shadow):
+    """An int32 bias on its grid s_x·s_w, the live scales of its layer's input and weight, as the int8
+    kernels add it; write-back requantizes it from the trained scales."""
+    sx, sw = (b.input(dq, 1) for dq in bias_layer_scales(node))
+    step = b.call(torch.mul, sx, sw)
+    return b.call(round_to_grid, shadow, step)
+
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass
+class QuantizedProgram(TrainableProgram):
+    shadows: dict[str, str] = field(default_factory=dict)  # module attribute -> integer initializer
+    fixed: set[str] = field(default_factory=set)  # scale initializers kept as they are
+
+
+def qat_program(model: ir.Model, float_model: ir.Model | None = None) -> QuantizedProgram:
+    """The QDQ IR (as qconvert.quant.static writes it) as a QAT program in train mode, on the CPU.
+    `float_model`: the float IR it was quantized from (after qconvert.passes.prepare_for_int8), whose
+    weights start the shadows."""
+    float_weights = {} if float_model is None else {
+        name: value.const_value.numpy() for name, value in float_model.graph.initializers.items()
+        if value.const_value is not None and value.const_value.numpy().dtype.kind == "f"}
+    emitters = {"QuantizeLinear": quantize_linear,
+                "DequantizeLinear": partial(dequantize_linear, float_weights=float_weights)}
+    module, builder, inputs, outputs = build(model, mode="train", target=QAT_TARGET, emitters=emitters)
+    fixed, initializers = fixed_scales(model), model.graph.initializers
+    for attr, name in builder.parameters.items():
+        value, parameter = initializers[name], module.get_parameter(attr)
+        scale = any(node.op_type in QDQ_OPS and index == 1 for node, index in value.uses())
+        parameter.requires_grad_(name not in fixed if scale else is_weight(value))
+    return QuantizedProgram(module, dict(builder.parameters), [p.name for p in inputs], [p.name for p in outputs],
+                            dict(builder.shadows), fixed)
+
