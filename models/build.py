@@ -1,19 +1,22 @@
 """Build, train and save the reference models.
 
-    python -m models.build --out DIR [--tiny] [--only unet,vgg,convnet,resnet,mobilenet,bert]
+    python -m models.build --out DIR [--tiny] [--only unet,vgg,convnet,resnet,mobilenet,dwnet,bert]
 
 Per model, DIR receives:
     unet:          unet.h5, unet_eval.npz {input [N,128,128,3] f32, labels [N,128,128,1] f32},
-                   unet_calib.npz {input} (calibration samples, disjoint from train and eval)
+                   unet_calib.npz {input} (calibration samples, disjoint from train and eval),
+                   unet_train.npz {input, labels} (the first training images and masks, see TRAIN_BYTES)
     vgg, convnet,  NAME.pt (TorchScript), NAME.pt2 (torch.export, dynamic batch),
     resnet,        NAME_weights.pt (state_dict), NAME_eval.npz {x [N,3,32,32] f32, labels [N] i64},
-    mobilenet:     NAME_calib.npz {x}
+    mobilenet,     NAME_calib.npz {x}, NAME_train.npz {x, labels} (the digits training split, 1438 samples)
+    dwnet:         (dwnet is the depthwise-separable net where per-tensor int8 weights lose, dwnet_torch.py)
     bert:          bert.pt, bert.pt2, bert_weights.pt, bert_eval.npz {input_ids [N,128] i64, labels [N] i64},
-                   bert_calib.npz {input_ids}
+                   bert_calib.npz {input_ids}, bert_train.npz {input_ids, labels} (its 2048 training sequences)
 plus manifest.json (metric, parameter count, training time, builder entry point
-per model). The npz input key is the model's input name. `--tiny` builds the
-small test variants (`build_tiny()` in each module; bert keeps seq_len 128).
-With `--only`, entries of an existing manifest of the same kind are kept.
+per model). The npz input key is the model's input name. NAME_train.npz holds
+samples the model was trained on (never eval samples), for fine-tuning (`--train`).
+`--tiny` builds the small test variants (`build_tiny()` in each module; bert keeps
+seq_len 128). With `--only`, entries of an existing manifest of the same kind are kept.
 
 Imports are lazy: only the UNet needs tensorflow and only the others need torch.
 """
@@ -26,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("unet", "vgg", "convnet", "resnet", "mobilenet", "bert")
-TORCH_INPUT_NAMES = {"vgg": "x", "convnet": "x", "resnet": "x", "mobilenet": "x", "bert": "input_ids"}
+MODELS = ("unet", "vgg", "convnet", "resnet", "mobilenet", "dwnet", "bert")
+TORCH_INPUT_NAMES = {"vgg": "x", "convnet": "x", "resnet": "x", "mobilenet": "x", "dwnet": "x", "bert": "input_ids"}
 MAX_BATCH = 1024
 # Calibration samples come from the training distribution but not from the training or eval sets:
 # shapes and token sequences from their own seed, digits from the training split.
@@ -44,6 +47,32 @@ def calibration_inputs(name, input_shape):
     return digits_split()[0][:CALIB_SAMPLES]
 
 
+# Training sets keep at most this many input bytes: every digits and bert training sample (18 MB and 2 MB),
+# the tiny UNet's 256 images (13 MB), the first 170 of the full UNet's 512 (all of them would be 100 MB).
+TRAIN_BYTES = 32 * 2**20
+
+
+def training_set(name, tiny, input_shape):
+    """(inputs, labels): the first samples of the set `name` was trained on, drawn again the way its
+    module's build_and_train (at its default seed 0) draws them, so disjoint from eval."""
+    from models.data import digits_split, shapes_with_masks, token_sequences
+
+    if name == "unet":
+        from models import unet_keras
+
+        config = unet_keras.TINY_TRAIN if tiny else unet_keras.FULL_TRAIN
+        x, y = shapes_with_masks(config["n_train"], size=input_shape[1], seed=unet_keras.TRAIN_SEED)
+    elif name == "bert":
+        from models import bert_torch
+
+        config = bert_torch.TINY_TRAIN if tiny else bert_torch.FULL_TRAIN
+        x, y = token_sequences(config["n_train"], input_shape[1], bert_torch.VOCAB, seed=0)
+    else:
+        x, y = digits_split()[:2]
+    keep = max(1, TRAIN_BYTES // x[0].nbytes)
+    return x[:keep], y[:keep]
+
+
 def build_unet(out, tiny):
     from models import unet_keras
 
@@ -55,6 +84,8 @@ def build_unet(out, tiny):
         model.save(out / "unet.h5", include_optimizer=False)
     np.savez(out / "unet_eval.npz", **{unet_keras.INPUT_NAME: x_eval, "labels": y_eval})
     np.savez(out / "unet_calib.npz", **{unet_keras.INPUT_NAME: calibration_inputs("unet", x_eval.shape)})
+    x_train, y_train = training_set("unet", tiny, x_eval.shape)
+    np.savez(out / "unet_train.npz", **{unet_keras.INPUT_NAME: x_train, "labels": y_train})
     return {
         "builder": f"models/unet_keras.py:{'build_tiny' if tiny else 'build'}",
         "input_name": unet_keras.INPUT_NAME,
@@ -62,7 +93,7 @@ def build_unet(out, tiny):
         "value": score,
         "params": int(model.count_params()),
         "train_seconds": seconds,
-        "files": ["unet.h5", "unet_eval.npz", "unet_calib.npz"],
+        "files": ["unet.h5", "unet_eval.npz", "unet_calib.npz", "unet_train.npz"],
     }
 
 
@@ -84,6 +115,8 @@ def build_torch(name, out, tiny):
     torch.save(model.state_dict(), out / f"{name}_weights.pt")
     np.savez(out / f"{name}_eval.npz", **{input_name: x_eval, "labels": y_eval})
     np.savez(out / f"{name}_calib.npz", **{input_name: calibration_inputs(name, x_eval.shape)})
+    x_train, y_train = training_set(name, tiny, x_eval.shape)
+    np.savez(out / f"{name}_train.npz", **{input_name: x_train, "labels": y_train})
     return {
         "builder": f"models/{name}_torch.py:{'build_tiny' if tiny else 'build'}",
         "input_name": input_name,
@@ -91,7 +124,8 @@ def build_torch(name, out, tiny):
         "value": score,
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": seconds,
-        "files": [f"{name}.pt", f"{name}.pt2", f"{name}_weights.pt", f"{name}_eval.npz", f"{name}_calib.npz"],
+        "files": [f"{name}.pt", f"{name}.pt2", f"{name}_weights.pt", f"{name}_eval.npz", f"{name}_calib.npz",
+                  f"{name}_train.npz"],
     }
 
 

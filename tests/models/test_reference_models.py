@@ -63,6 +63,32 @@ def test_eval_npz_keys_match_input_names(tiny_dir):
     assert bert["input_ids"].dtype == np.int64 and bert["input_ids"].shape[1] == 128
 
 
+def test_train_npz_is_the_training_set_keyed_by_input_name(tiny_dir, manifest):
+    from models.data import digits_split, shapes_with_masks, token_sequences
+
+    x_train, y_train = digits_split()[:2]
+    for name, entry in manifest["models"].items():
+        assert f"{name}_train.npz" in entry["files"], name
+        with np.load(tiny_dir / f"{name}_train.npz") as train, np.load(tiny_dir / f"{name}_eval.npz") as ev:
+            key = entry["input_name"]
+            assert set(train.files) == {key, "labels"}, name
+            x, labels = train[key], train["labels"]
+            assert len(labels) == len(x) and x.dtype == ev[key].dtype and x.shape[1:] == ev[key].shape[1:]
+            # No training sample is an eval sample.
+            seen = {row.tobytes() for row in ev[key]}
+            assert not any(row.tobytes() in seen for row in x), name
+        # What each module trains on (the tiny configs, at seed 0), all of it: every set is under TRAIN_BYTES.
+        if name == "unet":
+            expected = shapes_with_masks(256, size=64, seed=0)
+        elif name == "bert":
+            expected = token_sequences(2048, 128, 1000, seed=0)
+        else:
+            expected = (x_train, y_train)
+        np.testing.assert_array_equal(x, expected[0])
+        np.testing.assert_array_equal(labels, expected[1])
+        assert labels.dtype == expected[1].dtype
+
+
 def test_torch_artifacts_agree_and_batch_is_dynamic(tiny_dir):
     x = torch.from_numpy(np.load(tiny_dir / "vgg_eval.npz")["x"][:3])
     model = vgg_torch.build_tiny().eval()
