@@ -36,6 +36,7 @@ def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions =
     """The emitted GraphModule and the facts about it (before scripting)."""
     import torch
 
+    from qconvert.backends.torch.passes import prepare_for_torch
     from qconvert.backends.torch.program import build
 
     facts: dict = {"dtype": dtype_name}
@@ -43,6 +44,7 @@ def build_module(model: ir.Model, mode: str, target: str, options: EmitOptions =
         from qconvert.passes.smooth_quant import prepare_for_dynamic
 
         model = prepare_for_dynamic(model)  # the IR onnx-dynamic emits too: outlier channels smoothed
+    model = prepare_for_torch(model, mode)  # the rewrites the emitters need, on the backend's own clone
     if mode in ("int8", "dynamic"):
         facts["engine"] = quantized_engine(engine, mode)
         torch.backends.quantized.engine = facts["engine"]  # packed weights are laid out for this engine

@@ -1,7 +1,11 @@
-"""Gemm and MatMul: F.linear where the weight is a constant (a bias Add is folded in), matmul otherwise.
+"""Gemm and MatMul: F.linear where the weight is a constant the program does not train, matmul otherwise.
 
-Training programs take the matmul path for every node: the weight is then the initializer's own Parameter
-(transposed, scaled and added to in the graph), and a bias Add is the Add emitter's.
+A MatMul may carry a bias as a third input: the torch backend's FuseMatMulBias puts a following constant
+bias Add there (qconvert.backends.torch.passes), and the emitters read each node as they find it.
+
+Training programs read every float initializer as its own Parameter (qconvert/train/program.py): a
+weight the program trains is used as the initializer holds it (matmul, transposed and scaled in the graph),
+never transposed or scaled into a buffer at emit time.
 
 In torch-dynamic programs a constant weight becomes a dynamic int8 Linear
 (torch.ao.nn.quantized.dynamic.Linear: int8 weights per output channel, activations quantized per batch).
@@ -9,7 +13,6 @@ In torch-dynamic programs a constant weight becomes a dynamic int8 Linear
 
 from __future__ import annotations
 
-import operator
 from typing import List
 
 import numpy as np
@@ -18,19 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from qconvert.backends.torch.registry import emits
-
-
-def bias_add(b, value, n_out: int):
-    """A following Add of a constant of shape (N,) that can become the Linear's bias: (node, array)."""
-    users = b.consumers(value)
-    if len(users) != 1 or users[0].op_type != "Add" or b.is_output(value):
-        return None, None
-    add = users[0]
-    other = add.inputs[1] if add.inputs[0] is value else add.inputs[0]
-    array = b.const(other)
-    if array is None or array.shape != (n_out,) or array.dtype != np.float32:
-        return None, None
-    return add, array
 
 
 def linear(b, node, x, weight: np.ndarray, bias: np.ndarray | None):
@@ -45,45 +35,22 @@ def linear(b, node, x, weight: np.ndarray, bias: np.ndarray | None):
     return b.call(F.linear, x, weight_node, bias_node)
 
 
-def _const_matmul(b, node):
-    """(node, weight (K, N), bias Add node or None, bias or None) for a MatMul by a 2-D constant."""
-    if b.mode == "train":
-        return None
-    weight = b.const(node.inputs[1]) if node.op_type == "MatMul" and len(node.inputs) == 2 else None
-    if weight is None or weight.ndim != 2 or weight.dtype != np.float32:
-        return None
-    add, bias = bias_add(b, node.outputs[0], weight.shape[1])
-    return node, weight, add, bias
+def _fixed(b, node, index: int) -> tuple[bool, np.ndarray | None]:
+    """(whether input `index` is absent or a constant the program does not train, its array)."""
+    if not b.has(node, index):
+        return True, None
+    array = b.const(node.inputs[index])
+    return array is not None and not b.is_trainable(node.inputs[index], array), array
 
 
 @emits("MatMul")
 def matmul(b, node):
-    mine = _const_matmul(b, node)
-    if mine is None:
-        return b.call(torch.matmul, b.input(node, 0), b.input(node, 1))
-    group = [mine]
-    if b.mode == "dynamic":
-        # MatMuls of one activation (attention's Q, K, V) become one Linear: the per-call activation
-        # quantization is done once instead of once per MatMul.
-        for user in b.consumers(node.inputs[0]):
-            other = _const_matmul(b, user) if user is not node and id(user) not in b.done else None
-            if other is not None and user.inputs[0] is node.inputs[0] and \
-                    other[1].shape[0] == mine[1].shape[0]:
-                group.append(other)
-    weight = np.concatenate([g[1] for g in group], axis=1)
-    biases = [g[3] if g[3] is not None else np.zeros(g[1].shape[1], np.float32) for g in group]
-    bias = None if all(g[3] is None for g in group) else np.concatenate(biases)
-    result = linear(b, node, b.input(node, 0), weight.T, bias)
-    sizes = [g[1].shape[1] for g in group]
-    parts = b.call(torch.split, result, sizes, -1) if len(group) > 1 else None
-    for index, (member, _, add, _) in enumerate(group):
-        value = b.call(operator.getitem, parts, index) if parts is not None else result
-        b.done.add(id(member))
-        b.set(member.outputs[0], value)
-        if add is not None:
-            b.done.add(id(add))
-            b.set(add.outputs[0], value)
-    return b.values[node.outputs[0].name]
+    (fixed_weight, weight), (fixed_bias, bias) = _fixed(b, node, 1), _fixed(b, node, 2)
+    if fixed_weight and fixed_bias and weight is not None and weight.ndim == 2 and weight.dtype == np.float32 and \
+            (bias is None or (bias.shape == (weight.shape[1],) and bias.dtype == np.float32)):
+        return linear(b, node, b.input(node, 0), weight.T, bias)
+    y = b.call(torch.matmul, b.input(node, 0), b.input(node, 1))
+    return b.call(torch.add, y, b.input(node, 2)) if b.has(node, 2) else y
 
 
 @emits("Gemm")
@@ -96,7 +63,7 @@ def gemm(b, node):
     weight, c = b.const(node.inputs[1]), b.const(node.inputs[2]) if len(node.inputs) > 2 else None
     constant = weight is not None and (c is None or c.ndim <= 1) and (len(node.inputs) < 3 or node.inputs[2] is None
                                                                       or c is not None)
-    if constant and b.mode != "train":
+    if constant and _fixed(b, node, 1)[0] and _fixed(b, node, 2)[0]:
         weight = (weight if trans_b else weight.T) * np.float32(alpha)
         bias = None if c is None else np.broadcast_to(c * np.float32(beta), (weight.shape[0],)).astype(np.float32)
         return linear(b, node, x, np.ascontiguousarray(weight, dtype=np.float32), bias)

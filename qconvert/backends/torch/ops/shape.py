@@ -364,7 +364,7 @@ def split(b, node):
         else:
             result = b.call(split_even, x, axis, parts)
             return [b.call(operator.getitem, result, i) for i in range(parts)]
-    if isinstance(sizes, list):
+    if isinstance(sizes, (list, tuple)):  # a constant input, or the attribute (a tuple) before opset 13
         sizes = [int(s) for s in sizes]
         result = b.call(torch.split, x, sizes, axis)
     else:
