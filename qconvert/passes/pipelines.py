@@ -70,6 +70,9 @@ INT8_PREPARATION: list[ir.passes.PassBase] = [
 # reshapes around a transpose become one channel Gather, which needs no layout change.
 TFLITE_PREPARATION: list[ir.passes.PassBase] = [
     ChannelShuffleToGather(),
+    # Upsamplers as a 1x1 CONV_2D and DEPTH_TO_SPACE (static shapes; TRANSPOSE_CONV computes its output
+    # size at run time), grouped ones and run-time biases included.
+    UnfoldConvTranspose(split_groups=True, runtime_bias=True),
     RemoveDeadNodes(),
     TopologicalSortPass(),
 ]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.backends.tflite.helpers import check, check_both_layouts, model, weights
+from tests.backends.tflite.helpers import check, check_both_layouts, keras_style, model, weights
 
 
 def layer(op: str, attributes: str, w_shape, out_channels: int, x_shape: str, y: str, bias: bool):
@@ -55,6 +55,18 @@ TRANSPOSED = {
                                                   (4, 3, 3, 3)),
     "3x3 stride 1 no bias": conv_transpose("", (4, 3, 3, 3), bias=False),
     "output_shape": conv_transpose("strides = [2, 2], output_shape = [10, 10]", (4, 3, 3, 3)),
+    "1x1": conv_transpose("", (4, 3, 1, 1)),  # was unfolded into a DEPTH_TO_SPACE of block 1, which TF refuses
+}
+
+# The unfolded upsamplers (qconvert.passes.unfold_conv_transpose in the TFLite preparation): a 1x1 CONV_2D and
+# DEPTH_TO_SPACE with static shapes, where TRANSPOSE_CONV computes its output size at run time.
+UNFOLDED = {
+    "2x2 stride 2": (conv_transpose("strides = [2, 2]", (4, 3, 2, 2)), ["CONV_2D", "DEPTH_TO_SPACE"]),
+    "SAME_UPPER": (conv_transpose('strides = [2, 2], auto_pad = "SAME_UPPER"', (4, 3, 2, 2)),
+                   ["CONV_2D", "DEPTH_TO_SPACE"]),
+    "grouped": (layer("ConvTranspose", "strides = [2, 2], group = 2", (4, 3, 2, 2), 6, "N, 4, 5, 5", "N, C, H, W",
+                      True),
+                ["SPLIT_V", "CONV_2D", "DEPTH_TO_SPACE", "CONV_2D", "DEPTH_TO_SPACE", "CONCATENATION", "ADD"]),
 }
 
 
@@ -62,6 +74,14 @@ TRANSPOSED = {
 def test_conv_transpose(case, tmp_path):
     body, constants = TRANSPOSED[case]
     check_both_layouts(body, constants, tmp_path, atol=2e-5)
+
+
+@pytest.mark.parametrize("case", UNFOLDED)
+def test_upsamplers_unfold_into_conv_and_depth_to_space(case, tmp_path):
+    (body, constants), wanted = UNFOLDED[case]
+    nhwc = keras_style(model(body, constants))
+    assert check(nhwc, tmp_path, atol=2e-5) == wanted
+    assert check(model(body, constants), tmp_path, atol=2e-5).count("DEPTH_TO_SPACE") == wanted.count("DEPTH_TO_SPACE")
 
 
 def pool(op: str, attributes: str, x_shape="N, 3, 9, 9"):

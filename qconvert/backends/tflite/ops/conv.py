@@ -9,6 +9,7 @@ from qconvert.backends.tflite import layout
 from qconvert.backends.tflite.context import EmitContext
 from qconvert.backends.tflite.ops.common import onnx_pads, pad_spatial, padding_mode
 from qconvert.backends.tflite.registry import FLOAT, emits
+from qconvert.passes.unfold_conv_transpose import dilate_kernel
 
 
 def _as_2d(ctx: EmitContext, weights: np.ndarray) -> tuple[tf.Tensor, np.ndarray, bool]:
@@ -147,21 +148,6 @@ def _transpose_pads(ctx: EmitContext, sizes, kernel, strides, one_d: bool) -> tu
     return pads, output_padding
 
 
-def dilate_kernel(weights: np.ndarray, dilations) -> np.ndarray:
-    """A transposed conv's dilated kernel written out with zeros between the taps (exactly the same sums)."""
-    for axis, d in enumerate(dilations):
-        if d > 1:
-            size = weights.shape[2 + axis]
-            shape = list(weights.shape)
-            shape[2 + axis] = (size - 1) * d + 1
-            spread = np.zeros(shape, weights.dtype)
-            index = [slice(None)] * weights.ndim
-            index[2 + axis] = slice(None, None, d)
-            spread[tuple(index)] = weights
-            weights = spread
-    return weights
-
-
 @emits("ConvTranspose", dtypes=FLOAT)
 def conv_transpose(ctx: EmitContext) -> None:
     weights = _weights(ctx)  # C_in, C_out / group, kH, kW
@@ -198,22 +184,18 @@ def _conv_transpose(ctx: EmitContext, x: tf.Tensor, weights: np.ndarray, bias) -
     out_channels = weights.shape[1]
     full = [(s - 1) * st + k + op for s, st, k, op in zip(sizes, strides, kernel, output_padding)]
     wanted = [f - b - e for f, (b, e) in zip(full, pads)]
-    if (kernel[0] == kernel[1] and all(k == st for k, st in zip(kernel, strides))
-            and all(p == (0, 0) for p in pads) and not any(output_padding)):
-        # Non-overlapping windows (the usual 2x2/stride-2 upsampler): a 1x1 convolution to
-        # kH*kW*C_out channels and DEPTH_TO_SPACE, both with static shapes whatever the batch.
-        y = _unfold_transposed(x, weights, kernel, bias)
-    else:
-        batch = tf.shape(x)[0]
-        same = wanted == [s * st for s, st in zip(sizes, strides)] and not any(output_padding)
-        padding = "SAME" if same and _tf_same_transpose_pads(kernel, strides) == pads else "VALID"
-        size = wanted if padding == "SAME" else full
-        y = tf.nn.conv2d_transpose(x, weights.transpose(2, 3, 1, 0), tf.stack([batch, *size, out_channels]),
-                                   strides, padding)
-        if padding == "VALID" and wanted != full:
-            y = y[:, pads[0][0]:pads[0][0] + wanted[0], pads[1][0]:pads[1][0] + wanted[1], :]
-        if bias is not None:
-            y = tf.nn.bias_add(y, bias)
+    # Non-overlapping windows (the usual 2x2/stride-2 upsampler) arrive as a 1x1 Conv and a DepthToSpace
+    # (qconvert.passes.unfold_conv_transpose, in the TFLite preparation).
+    batch = tf.shape(x)[0]
+    same = wanted == [s * st for s, st in zip(sizes, strides)] and not any(output_padding)
+    padding = "SAME" if same and _tf_same_transpose_pads(kernel, strides) == pads else "VALID"
+    size = wanted if padding == "SAME" else full
+    y = tf.nn.conv2d_transpose(x, weights.transpose(2, 3, 1, 0), tf.stack([batch, *size, out_channels]),
+                               strides, padding)
+    if padding == "VALID" and wanted != full:
+        y = y[:, pads[0][0]:pads[0][0] + wanted[0], pads[1][0]:pads[1][0] + wanted[1], :]
+    if bias is not None:
+        y = tf.nn.bias_add(y, bias)
     if one_d:
         y = tf.squeeze(y, [1])
     return y
@@ -225,14 +207,3 @@ def _tf_same_transpose_pads(kernel, strides) -> list[tuple[int, int]]:
         total = max(k - st, 0)
         pads.append((total // 2, total - total // 2))
     return pads
-
-
-def _unfold_transposed(x: tf.Tensor, weights: np.ndarray, kernel, bias) -> tf.Tensor:
-    kh, kw = kernel  # equal: DEPTH_TO_SPACE takes square blocks
-    c_in, c_out = weights.shape[:2]
-    # Output channel order for DEPTH_TO_SPACE: (row in block, column in block, channel).
-    matrix = weights.transpose(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
-    y = tf.nn.conv2d(x, matrix.reshape(1, 1, c_in, kh * kw * c_out), 1, "VALID")
-    if bias is not None:
-        y = tf.nn.bias_add(y, np.tile(bias, kh * kw) if isinstance(bias, np.ndarray) else tf.tile(bias, [kh * kw]))
-    return tf.nn.depth_to_space(y, kh)
