@@ -12,7 +12,7 @@ from qconvert.backends.targets import EmitOptions
 from qconvert.pipeline import convert as pipeline_convert
 from qconvert.pipeline import sensitivity as pipeline_sensitivity
 from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
-                                       MixedPrecisionOptions, SourceOptions)
+                                       MixedPrecisionOptions, RoundingOptions, SourceOptions, TrainingOptions)
 from qconvert.pipeline.state import Progress
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.data import ImageOptions
@@ -44,11 +44,23 @@ def convert(
     metric: str | None = EvalOptions.metric,
     max_drop: float | None = MixedPrecisionOptions.max_drop,
     engine: str | None = EmitOptions.torch_engine,
+    train: str | None = TrainingOptions.train_path,
+    finetune: bool = TrainingOptions.finetune,
+    qat: bool = TrainingOptions.qat,
+    epochs: int = TrainingOptions.epochs,
+    lr: float = TrainingOptions.lr,
+    train_batch: int = TrainingOptions.train_batch,
+    temperature: float = TrainingOptions.temperature,
+    adaround: bool = RoundingOptions.adaround,
+    bias_correction: bool = RoundingOptions.bias_correction,
 ) -> ConversionResult:
     """`calib`: calibration data for static int8 targets (qconvert.quant.data); `eval_path`: an .npz of
     inputs and labels that adds a task metric per row; `max_drop`: keep the most sensitive layers float
     until the static int8 metric is within this of the float model's (needs `eval_path`); `engine`: the
-    PyTorch int8 engine (x86, qnnpack for ARM...) torch-int8/torch-dynamic weights are packed for."""
+    PyTorch int8 engine (x86, qnnpack for ARM...) torch-int8/torch-dynamic weights are packed for;
+    `train`: an .npz of inputs (and optional labels) that `finetune` (the float model, first) and `qat` (the
+    static int8 model, after calibration) train on; `adaround`, `bias_correction`: label-free PTQ
+    refinements on the calibration set."""
     options = ConvertOptions(
         source=SourceOptions(tuple(input_shapes), weights, trust_code),
         measure=MeasureOptions(device, threads, batch, parity_samples, runs, warmup),
@@ -56,6 +68,8 @@ def convert(
         evaluation=EvalOptions(eval_path, metric),
         quant=quant,
         mixed=MixedPrecisionOptions(max_drop),
+        training=TrainingOptions(train, finetune, qat, epochs, lr, train_batch, temperature),
+        rounding=RoundingOptions(adaround, bias_correction),
         emit=EmitOptions(io_layout=io_layout, torch_engine=engine),
         seed=seed,
     )

@@ -12,7 +12,7 @@ import click
 from qconvert.backends.targets import EmitOptions
 from qconvert.errors import QConvertError
 from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
-                                       MixedPrecisionOptions, SourceOptions)
+                                       MixedPrecisionOptions, RoundingOptions, SourceOptions, TrainingOptions)
 from qconvert.quant.config import DEFAULT_METHOD, QuantConfig, make_config
 from qconvert.quant.data import ImageOptions
 
@@ -160,6 +160,31 @@ with_mixed_precision_options = option_group(
                  "float until the int8 metric drop on --eval is within this (top-1 in points, Dice/cosine 0..1)."),
 )
 
+positive = click.FloatRange(min=0, min_open=True)
+
+with_training_options = option_group(
+    "training", TrainingOptions,
+    click.option("--train", "train_path", metavar="NPZ", help="Training data for --finetune and --qat: inputs keyed "
+                 "by input name, plus optional 'labels' (without them the float model's outputs are distilled)."),
+    click.option("--finetune", is_flag=True, help="Train the float model on --train before anything else."),
+    click.option("--qat", is_flag=True, help="Quantization-aware training of the static int8 model after "
+                 "calibration (learned scales, LSQ), on --train or distilled on the --calib samples."),
+    click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True),
+    click.option("--lr", type=positive, default=TrainingOptions.lr, show_default=True, help="Adam learning rate."),
+    click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch,
+                 show_default=True, help="Training batch (the model's own where its batch is fixed)."),
+    click.option("--temperature", type=positive, default=TrainingOptions.temperature, show_default=True,
+                 help="Distillation temperature for class scores (training without labels)."),
+)
+
+with_rounding_options = option_group(
+    "rounding", RoundingOptions,
+    click.option("--adaround", is_flag=True, help="Static int8: choose each weight's rounding per layer on the "
+                 "--calib samples (AdaRound), scales kept."),
+    click.option("--bias-correction", is_flag=True, help="Static int8: correct each layer's bias for the mean "
+                 "error its int8 weights add on the --calib samples."),
+)
+
 
 @click.group(cls=DefaultToConvert, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qconvert")
@@ -177,10 +202,14 @@ def main():
 @with_calibration_options
 @with_quant_config
 @with_mixed_precision_options
+@with_training_options
+@with_rounding_options
 @with_eval_options
 @with_source_options
+@click.option("--seed", type=int, default=ConvertOptions.seed, show_default=True,
+              help="Random parity/timing inputs, calibration sampling and training order.")
 @debug_option
-def convert_command(model, to, out_dir, as_json, debug, **groups):
+def convert_command(model, to, out_dir, as_json, seed, debug, **groups):
     from rich.console import Console
     from rich.progress import Progress
 
@@ -191,8 +220,11 @@ def convert_command(model, to, out_dir, as_json, debug, **groups):
     stderr = Console(stderr=True)
     with Progress(console=stderr, transient=True, disable=as_json or not stderr.is_terminal) as bar:
         task = bar.add_task("loading", total=2 * len(targets) + 3)
-        step = lambda stage, name: bar.update(task, advance=1, description=f"{stage} {name}")  # noqa: E731
-        result = _run(debug, convert, model, targets, ConvertOptions(**groups), out_dir=out_dir, progress=step)
+        # Training reports its batches with the loss (stage "train"): those change the text, not the count.
+        step = lambda stage, name: bar.update(task, advance=int(stage != "train"),  # noqa: E731
+                                              description=f"{stage} {name}")
+        result = _run(debug, convert, model, targets, ConvertOptions(**groups, seed=seed), out_dir=out_dir,
+                      progress=step)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -201,6 +233,10 @@ def convert_command(model, to, out_dir, as_json, debug, **groups):
             from qconvert.report.int8_parity import parity_table
 
             Console(width=200).print(parity_table(result.int8_parity))
+        if result.training:
+            from qconvert.report.training_table import training_table
+
+            Console(width=200).print(training_table(result))
         for row in result.rows:
             if row.status not in ("ok", "skipped"):
                 click.echo(f"qconvert: {row.target} {row.status}: {row.error}", err=True)

@@ -22,6 +22,7 @@ def check_conversion(names: list[str], options: ConvertOptions, out: Path) -> tu
     check_writable(out)
     _check_engine(options.emit.torch_engine, targets)
     _check_quantization_options([t for t in targets if t.name not in uncalibrated], options)
+    _check_training_options([t for t in targets if t.name not in uncalibrated], options)
     return targets, uncalibrated
 
 
@@ -64,3 +65,21 @@ def _check_engine(engine: str | None, targets: list[Target]) -> None:
     supported = torch.backends.quantized.supported_engines
     if engine not in supported:
         raise UsageError(f"--engine {engine}: this torch build has {', '.join(supported)}")
+
+
+def _check_training_options(targets: list[Target], options: ConvertOptions) -> None:
+    """What training and the PTQ refinements need: data, and a variant to change."""
+    training, rounding = options.training, options.rounding
+    static = any(t.consumes is IRVariant.QDQ for t in targets)
+    for flag, asked in (("--qat", training.qat), ("--adaround", rounding.adaround),
+                        ("--bias-correction", rounding.bias_correction)):
+        if asked and not static:
+            raise UsageError(f"{flag} changes the static int8 IR; ask for a static int8 target too "
+                             f"(e.g. --to onnx-qdq,tflite-int8) and pass --calib")
+    if training.finetune and training.train_path is None:
+        raise UsageError("--finetune needs training data: pass --train with an .npz of inputs keyed by input "
+                         "name (with 'labels' to train on them, without to distil the source's outputs)")
+    if training.train_path is not None:
+        if not training.trains:
+            raise UsageError("--train is read by --finetune and --qat; add one of them")
+        check_data_path(training.train_path, trust_code=False, flag="--train")

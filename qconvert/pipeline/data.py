@@ -14,6 +14,7 @@ from qconvert.ir.inputs import random_feeds, specs_from_ir
 from qconvert.pipeline.options import CalibrationOptions, EvalOptions
 from qconvert.quant.calibrate import batch_size_of
 from qconvert.quant.data import load_calibration, load_eval
+from qconvert.train.data import TrainData, load_train
 
 if TYPE_CHECKING:  # the state holds a Data
     from qconvert.pipeline.state import ConversionState
@@ -32,6 +33,7 @@ class Data:
     eval_feeds: Feeds | None
     labels: np.ndarray | None
     eval_batch: int
+    train: TrainData | None = None  # --train, checked against the float IR
 
 
 def load_datasets(graph: ir.Model, calibration: CalibrationOptions, evaluation: EvalOptions, *, trust_code: bool,
@@ -57,5 +59,6 @@ def load_data(state: ConversionState) -> None:
         if real:
             feeds, parity_data = {k: v[:samples] for k, v in real.items()}, name
             break
+    train = load_train(options.training.train_path, graph) if options.training.train_path else None
     state.data = Data(feeds, parity_data, random_feeds(specs, options.measure.batch, seed + 1), calib_feeds,
-                      eval_feeds, labels, batch_size_of(graph))
+                      eval_feeds, labels, batch_size_of(graph), train)

@@ -59,6 +59,33 @@ class MixedPrecisionOptions:
 
 
 @dataclass(frozen=True)
+class TrainingOptions:
+    """Training on the IR (qconvert.train): fine-tuning the float IR first, QAT of the QDQ IR after
+    calibration. Without labels, both distil the float IR's outputs."""
+
+    train_path: str | None = None  # .npz: the inputs keyed by input name, plus optional `labels`
+    finetune: bool = False
+    qat: bool = False
+    epochs: int = 3
+    lr: float = 1e-4
+    train_batch: int = 32  # the IR's own batch where it is fixed
+    temperature: float = 4.0  # distillation of class scores
+
+    @property
+    def trains(self) -> bool:
+        return self.finetune or self.qat
+
+
+@dataclass(frozen=True)
+class RoundingOptions:
+    """Label-free refinements of PTQ on the calibration set, with the scales kept: they change integer
+    weights (AdaRound) or float biases (bias correction) only."""
+
+    adaround: bool = False
+    bias_correction: bool = False
+
+
+@dataclass(frozen=True)
 class ConvertOptions:
     """Everything a conversion reads besides the model, the targets and the output folder."""
 
@@ -68,5 +95,7 @@ class ConvertOptions:
     evaluation: EvalOptions = EvalOptions()
     quant: QuantConfig = QuantConfig()
     mixed: MixedPrecisionOptions = MixedPrecisionOptions()
+    training: TrainingOptions = TrainingOptions()
+    rounding: RoundingOptions = RoundingOptions()
     emit: EmitOptions = EmitOptions()  # its `quant` is ignored: the emit stage sets it from `quant`
-    seed: int = 0  # random parity and timing feeds, random calibration data and its sampling
+    seed: int = 0  # random parity and timing feeds, random calibration data and its sampling, training

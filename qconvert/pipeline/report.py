@@ -16,7 +16,7 @@ def start_report(state: ConversionState) -> None:
     source, data, measure = state.source, state.data, state.options.measure
     state.result = ConversionResult(state.model, source.framework, source.format, str(state.out), measure.device,
                                     state.settings.threads, measure.batch, next(iter(data.feeds.values())).shape[0],
-                                    state.load_s, parity_data=data.parity_data)
+                                    state.load_s, parity_data=data.parity_data, training=state.training)
 
 
 def write_report(state: ConversionState) -> None:

@@ -14,7 +14,7 @@ from qconvert.backends.targets import IRVariant, Target
 from qconvert.converters.source import Source
 from qconvert.pipeline.data import Data
 from qconvert.pipeline.options import ConvertOptions
-from qconvert.report.result import ConversionResult
+from qconvert.report.result import ConversionResult, TrainingRun
 
 Progress = Callable[[str, str], None]  # (stage, target name)
 
@@ -37,3 +37,7 @@ class ConversionState:
     reference: Measurement | None = None  # the source in its own framework
     int8_outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # static int8 parity outputs
     io_scales: list[float | None] = field(default_factory=list)  # an integer artifact's output scales
+    training: list[TrainingRun] = field(default_factory=list)  # the report's, from before it is started
+    # Outputs on the parity samples of a variant that training made a function of its own (QAT's QDQ IR,
+    # in onnxruntime): its artifacts' parity floor is checked against them.
+    trained_outputs: dict[IRVariant, list[np.ndarray]] = field(default_factory=dict)

@@ -12,6 +12,12 @@ from qconvert.report.metrics import sqnr_db
 
 
 def run_first_output(model: ir.Model, feeds: dict[str, np.ndarray], threads: int | None = None) -> np.ndarray:
+    return run_outputs(model, feeds, threads, first_only=True)[0]
+
+
+def run_outputs(model: ir.Model, feeds: dict[str, np.ndarray], threads: int | None = None,
+                first_only: bool = False) -> list[np.ndarray]:
+    """Every output of the IR (or the first) on `feeds`, in batches of the IR's own batch where fixed."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -28,8 +34,9 @@ def run_first_output(model: ir.Model, feeds: dict[str, np.ndarray], threads: int
     session = ort.InferenceSession(ir.serde.serialize_model(model).SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    parts = [session.run(None, {n: batch[n] for n in names})[0] for batch in batches(feeds, batch_size_of(model))]
-    return np.concatenate(parts)
+    wanted = [session.get_outputs()[0].name] if first_only else None
+    parts = [session.run(wanted, {n: batch[n] for n in names}) for batch in batches(feeds, batch_size_of(model))]
+    return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
 class Scorer:

@@ -14,7 +14,8 @@ class Row:
     path: str | None = None
     error: str | None = None
     device: str | None = None
-    sqnr_db: float | None = None
+    sqnr_db: float | None = None  # against the source (or the fine-tuned float IR)
+    ir_sqnr_db: float | None = None  # against the IR it was emitted from, where QAT changed that IR's function
     max_abs_error: float | None = None
     top1_agreement: float | None = None  # share of samples, 0..1
     latency_ms: float | None = None  # median
@@ -29,6 +30,22 @@ class Row:
     @property
     def ok(self) -> bool:
         return self.status in ("ok", "skipped")
+
+
+@dataclass
+class TrainingRun:
+    """One change of an IR variant by training (fine-tuning, QAT) or by a PTQ refinement (AdaRound, bias
+    correction), with the IR scored in onnxruntime before and after it."""
+
+    stage: str  # finetune | qat | adaround | bias-correction
+    data: str  # what it ran on, e.g. "--train, labels", "--calib, distilled"
+    seconds: float
+    loss: str | None = None
+    epochs: list[dict] = field(default_factory=list)  # {epoch, loss, metric, seconds}; epoch 0: before
+    best_epoch: int | None = None  # whose weights were kept
+    before: dict[str, float] | None = None  # sqnr_db against the reference, and the --eval metric
+    after: dict[str, float] | None = None
+    layers: list[dict] = field(default_factory=list)  # per-layer records of the PTQ refinements
 
 
 @dataclass
@@ -47,6 +64,7 @@ class ConversionResult:
     float_layers: list[str] = field(default_factory=list)  # static int8 layers left float by --max-drop
     # Static int8 artifacts against each other (qconvert.report.int8_parity): one entry per pair.
     int8_parity: list[dict] = field(default_factory=list)
+    training: list[TrainingRun] = field(default_factory=list)  # in the order they ran
     rows: list[Row] = field(default_factory=list)
 
     @property
@@ -69,5 +87,8 @@ class ConversionResult:
         data = asdict(self)
         data["rows"] = [{k: clean(v) for k, v in row.items()} for row in data["rows"]]
         data["int8_parity"] = [{k: clean(v) for k, v in entry.items()} for entry in data["int8_parity"]]
+        for run in data["training"]:
+            for key in ("before", "after"):
+                run[key] = {k: clean(v) for k, v in run[key].items()} if run[key] else run[key]
         data["ok"] = self.ok
         return data

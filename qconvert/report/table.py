@@ -23,7 +23,9 @@ def report_table(result: ConversionResult) -> Table:
         title=f"{result.model} ({result.framework} {result.format}) · {result.device} · "
         f"{result.threads} threads · batch {result.batch}",
         caption=f"parity on {result.parity_samples} {result.parity_data} samples; time: median of timed runs"
-        + (f"; int8 layers kept float: {', '.join(result.float_layers)}" if result.float_layers else ""),
+        + (f"; int8 layers kept float: {', '.join(result.float_layers)}" if result.float_layers else "")
+        + ("; after QAT the int8 rows' parity floor is checked against the trained QDQ IR (ir_sqnr_db)"
+           if any(run.stage == "qat" for run in result.training) else ""),
     )
     for column, justify in [
         ("target", "left"), ("runtime", "left"), ("status", "left"), ("SQNR dB", "right"),

@@ -142,20 +142,55 @@ def dequantize_linear(b, node: ir.Node, float_weights: dict[str, np.ndarray]):
     producer = source.producer()
     if producer is not None and producer.op_type == "QuantizeLinear":
         return b.held(source)  # already the fake-quantized float tensor
-    array = b.const(source)
+    array, scale = b.const(source), b.const(node.inputs[1])
     dtype = b.dtype(source)
-    if array is None or dtype not in RANGES or int(b.attr(node, "block_size", 0)):
-        raise b.unsupported(node, "training dequantizes integer initializers and QuantizeLinear outputs only")
-    scale, zero, axis = np.asarray(b.const(node.inputs[1])), _int_const(b, node, 2), int(b.attr(node, "axis", 1))
-    if scale is None:
-        raise b.unsupported(node, "a weight's scale must be an initializer")
-    shadow = _shadow(b, source, _float_value(float_weights, source, array, scale, zero, axis))
+    if array is None or scale is None or dtype not in RANGES or int(b.attr(node, "block_size", 0)):
+        raise b.unsupported(node, "training dequantizes integer initializers (with constant scales) and "
+                                  "QuantizeLinear outputs only")
+    shadow = _shadow_of(b, node, float_weights)
     if dtype == ir.DataType.INT32:
-        return _bias(b, node, shadow)
+        return _bias(b, node, shadow, float_weights)
+    zero, axis = _int_const(b, node, 2), int(b.attr(node, "axis", 1))
     low, high = weight_range(dtype, zero)
-    per_scale = array.size // max(scale.size, 1)
-    return b.call(lsq_fake_quantize, shadow, b.input(node, 1), _zero(b, node, dtype), axis, low, high,
-                  lsq_grad_scale(per_scale, high))
+    per_scale = array.size // max(np.size(scale), 1)
+    return b.call(lsq_fake_quantize, shadow, _weight_scale(b, node, float_weights), _zero(b, node, dtype), axis,
+                  low, high, lsq_grad_scale(per_scale, high))
+
+
+def _shadow_of(b, dequantize: ir.Node, float_weights: dict[str, np.ndarray]):
+    source = dequantize.inputs[0]
+    if f"{source.name}:shadow" in b._buffers:
+        return b._buffers[f"{source.name}:shadow"]
+    scale, zero = np.asarray(b.const(dequantize.inputs[1])), _int_const(b, dequantize, 2)
+    initial = _float_value(float_weights, source, b.const(source), scale, zero, int(b.attr(dequantize, "axis", 1)))
+    return _shadow(b, source, initial)
+
+
+def capped_weight_scale(scale: Tensor, weight: Tensor, axis: int, qmax: int) -> Tensor:
+    """min(s, max|w| / qmax) per channel (or per tensor): the largest weight's code is then ±qmax, as the
+    TFLite converter requires, since it re-derives each channel's scale from its largest weight. A
+    channel of zeros keeps s."""
+    flat = scale.reshape(-1)
+    if flat.numel() == 1:
+        largest = weight.detach().abs().amax().reshape(1) if weight.numel() else flat
+    else:
+        largest = weight.abs().transpose(0, axis % weight.dim()).reshape(flat.numel(), -1).amax(1)
+    cap = torch.where(largest > 0, largest / qmax, flat)
+    return torch.minimum(flat, cap).reshape(scale.shape)
+
+
+def _weight_scale(b, dequantize: ir.Node, float_weights: dict[str, np.ndarray]):
+    """The scale a weight is fake-quantized with: its trained scale, capped (capped_weight_scale) for
+    narrow-range int8 weights; one fx node per weight, which its layer's bias grid reads too."""
+    key = f"{dequantize.name}:scale"
+    if key not in b._buffers:
+        scale = b.input(dequantize, 1)
+        low, high = weight_range(b.dtype(dequantize.inputs[0]), _int_const(b, dequantize, 2))
+        if low == -high:
+            scale = b.call(capped_weight_scale, scale, _shadow_of(b, dequantize, float_weights),
+                           int(b.attr(dequantize, "axis", 1)), high)
+        b._buffers[key] = scale
+    return b._buffers[key]
 
 
 def round_to_grid(x: Tensor, step: Tensor) -> Tensor:
@@ -175,21 +210,40 @@ def bias_layer_scales(dequantize: ir.Node) -> tuple[ir.Node, ir.Node]:
     return producers
 
 
-def _bias(b, node: ir.Node, shadow):
+def _bias(b, node: ir.Node, shadow, float_weights: dict[str, np.ndarray]):
     """An int32 bias on its grid s_x·s_w, the live scales of its layer's input and weight, as the int8
     kernels add it; write-back requantizes it from the trained scales."""
-    sx, sw = (b.input(dq, 1) for dq in bias_layer_scales(node))
-    step = b.call(torch.mul, sx, sw)
+    activation, weight = bias_layer_scales(node)
+    step = b.call(torch.mul, b.input(activation, 1), _weight_scale(b, weight, float_weights))
     return b.call(round_to_grid, shadow, step)
 
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+SCALE_STEP = 10.0  # see QuantizedProgram.parameter_groups
+MIN_SCALE_RATIO = 1e-3
 
 
 @dataclass
 class QuantizedProgram(TrainableProgram):
     shadows: dict[str, str] = field(default_factory=dict)  # module attribute -> integer initializer
     fixed: set[str] = field(default_factory=set)  # scale initializers kept as they are
+    scales: dict[str, float] = field(default_factory=dict)  # trained scale attribute -> its initial mean
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Each trained scale in a group of its own at SCALE_STEP·lr·(its initial mean), the rest at lr.
+        Adam's step is about the group's lr in absolute terms; scales range from 1e-4 (a weight's) to 1
+        (an activation's), so a step of lr would be a change by orders of magnitude for some and nothing for
+        others. Relative to its value, a scale then moves as a weight of magnitude 1/SCALE_STEP does."""
+        scales = {attr: self.module.get_parameter(attr) for attr in self.scales}
+        others = [p for p in self.trainable() if all(p is not s for s in scales.values())]
+        return [{"params": others, "lr": lr}] + [
+            {"params": [parameter], "lr": lr * SCALE_STEP * self.scales[attr]} for attr, parameter in scales.items()]
+
+    def constrain(self) -> None:
+        """Scales stay positive: at least MIN_SCALE_RATIO of their initial value."""
+        with torch.no_grad():
+            for attr, initial in self.scales.items():
+                self.module.get_parameter(attr).clamp_(min=initial * MIN_SCALE_RATIO)
 
 
 def qat_program(model: ir.Model, float_model: ir.Model | None = None) -> QuantizedProgram:
@@ -202,11 +256,13 @@ def qat_program(model: ir.Model, float_model: ir.Model | None = None) -> Quantiz
     emitters = {"QuantizeLinear": quantize_linear,
                 "DequantizeLinear": partial(dequantize_linear, float_weights=float_weights)}
     module, builder, inputs, outputs = build(model, mode="train", target=QAT_TARGET, emitters=emitters)
-    fixed, initializers = fixed_scales(model), model.graph.initializers
+    fixed, initializers, scales = fixed_scales(model), model.graph.initializers, {}
     for attr, name in builder.parameters.items():
         value, parameter = initializers[name], module.get_parameter(attr)
         scale = any(node.op_type in QDQ_OPS and index == 1 for node, index in value.uses())
         parameter.requires_grad_(name not in fixed if scale else is_weight(value))
+        if scale and name not in fixed:
+            scales[attr] = float(parameter.detach().abs().mean())
     return QuantizedProgram(module, dict(builder.parameters), [p.name for p in inputs], [p.name for p in outputs],
-                            dict(builder.shadows), fixed)
+                            dict(builder.shadows), fixed, scales)
 

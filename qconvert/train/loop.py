@@ -19,6 +19,7 @@ seed; two runs with the same options on the same machine give identical weights.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class EpochRecord:
     epoch: int  # 0: the model before training
     loss: float  # mean training loss over the epoch's batches (epoch 0: of the untrained model)
     metric: dict[str, float] | None = None  # on the eval set, when one is given
+    seconds: float = 0.0  # the epoch's training steps (epoch 0: none)
 
 
 @dataclass
@@ -159,6 +161,7 @@ def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimiz
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
+        program.constrain()
         total += float(value.detach()) * len(index)
         if report is not None:
             report(step, len(steps), float(value.detach()))
@@ -179,16 +182,18 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
     history, best = History(loss.name), None
     with deterministic(options):
         program.module.to(device)
-        optimizer = torch.optim.Adam(program.trainable(), lr=options.lr)
+        optimizer = torch.optim.Adam(program.parameter_groups(options.lr))
         order = torch.Generator().manual_seed(options.seed)
         for epoch in range(options.epochs + 1):
+            began = time.perf_counter()
             if epoch == 0:
-                epoch_loss = _mean_loss(program, loss, data.feeds, targets, batch, device)
+                epoch_loss, seconds = _mean_loss(program, loss, data.feeds, targets, batch, device), 0.0
             else:
                 epoch_loss = _epoch(program, loss, optimizer, data, targets, order, batch, device,
                                     partial(progress, epoch) if progress is not None else None)
+                seconds = time.perf_counter() - began
             metric = scorer(program) if scorer is not None else None
-            history.epochs.append(EpochRecord(epoch, epoch_loss, metric))
+            history.epochs.append(EpochRecord(epoch, epoch_loss, metric, seconds))
             score = next(iter(metric.values())) if metric else None
             if score is not None and (best is None or score > best[0]):
                 best, history.best_epoch = (score, _snapshot(program)), epoch

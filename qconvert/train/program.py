@@ -39,6 +39,13 @@ class TrainableProgram:
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.module.parameters() if p.requires_grad]
 
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """The optimizer's parameter groups at learning rate `lr`."""
+        return [{"params": self.trainable(), "lr": lr}]
+
+    def constrain(self) -> None:
+        """Puts the parameters back where they are valid, after an optimizer step (nothing to do here)."""
+
     def __call__(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """The IR's outputs, in order, for feeds keyed by input name."""
         results = self.module(*(feeds[name] for name in self.inputs))

@@ -29,31 +29,43 @@ def write_back(model: ir.Model, program: TrainableProgram) -> ir.Model:
 def write_back_quantized(model: ir.Model, program: QuantizedProgram) -> ir.Model:
     """A copy of the QDQ IR `model` with the QAT program's values: its float initializers (the scales, the
     float layers' weights) as `write_back` writes them, then each integer weight requantized from its
-    trained shadow with its trained scales, and each int32 bias from its shadow at s_x·s_w, the trained
-    scales of the layer's input and weight (its scale initializer rewritten to match, as int8 kernels
-    require)."""
+    trained shadow with the scale the program used (capped as fake_quant.capped_weight_scale caps it,
+    and written so), then each int32 bias from its shadow at s_x·s_w of the trained scales of its layer's
+    input and weight (its scale initializer rewritten to match, as int8 kernels require)."""
     trained = write_back(model, program)
     initializers = trained.graph.initializers
-    for attr, name in program.shadows.items():
-        value = initializers[name]
+    shadows = [(initializers[name], program.module.get_parameter(attr).detach().cpu().numpy().astype(np.float32))
+               for attr, name in program.shadows.items()]
+    for value, shadow in sorted(shadows, key=lambda item: item[0].const_value.dtype == ir.DataType.INT32):
         dequantize = next(node for node, index in value.uses() if node.op_type == "DequantizeLinear" and index == 0)
-        shadow = program.module.get_parameter(attr).detach().cpu().numpy().astype(np.float32)
         dtype = value.const_value.dtype
-        if dtype == ir.DataType.INT32:
-            scale_value = dequantize.inputs[1]
-            scale = bias_scale(dequantize)
-            scale_value.const_value = ir.tensor(scale.reshape(scale_value.const_value.shape.dims).astype(np.float32),
-                                                name=scale_value.name)
-            zero = np.zeros((), np.int64)
-        else:
-            scale = initializers[dequantize.inputs[1].name].const_value.numpy()
-            zero = dequantize.inputs[2].const_value.numpy() if len(dequantize.inputs) > 2 and \
-                dequantize.inputs[2] is not None else np.zeros((), np.int64)
         axis = dequantize.attributes["axis"].value if "axis" in dequantize.attributes else 1
+        scale_value = dequantize.inputs[1]
+        zero = dequantize.inputs[2].const_value.numpy() if len(dequantize.inputs) > 2 and \
+            dequantize.inputs[2] is not None else np.zeros((), np.int64)
         low, high = weight_range(dtype, zero)
+        if dtype == ir.DataType.INT32:
+            scale = bias_scale(dequantize)
+        else:
+            scale = scale_value.const_value.numpy()
+            if low == -high:
+                scale = capped_scale(scale, shadow, axis, high)
+        scale_value.const_value = ir.tensor(scale.reshape(scale_value.const_value.shape.dims).astype(np.float32),
+                                            name=scale_value.name)
         codes = quantize_array(shadow, scale, zero, axis, low, high, wide=dtype == ir.DataType.INT32)
-        value.const_value = ir.tensor(codes.astype(dtype.numpy()), name=name)
+        value.const_value = ir.tensor(codes.astype(dtype.numpy()), name=value.name)
     return trained
+
+
+def capped_scale(scale: np.ndarray, weight: np.ndarray, axis: int, qmax: int) -> np.ndarray:
+    """fake_quant.capped_weight_scale in NumPy (float32, as torch computes it)."""
+    flat = np.asarray(scale, np.float32).reshape(-1)
+    if flat.size == 1:
+        largest = np.abs(weight).max(initial=0).reshape(1).astype(np.float32)
+    else:
+        largest = np.abs(np.moveaxis(weight, axis % weight.ndim, 0)).reshape(flat.size, -1).max(axis=1)
+    cap = np.where(largest > 0, largest.astype(np.float32) / np.float32(qmax), flat)
+    return np.minimum(flat, cap).astype(np.float32).reshape(np.shape(scale))
 
 
 def quantize_array(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, low: int, high: int,

@@ -1,0 +1,178 @@
+"""Training stages: fine-tuning the float IR before anything else, and after PTQ the label-free refinements
+(AdaRound, bias correction) and quantization-aware training of the QDQ IR. Each records a TrainingRun with
+the IR scored in onnxruntime before and after it; the trained IR replaces the variant, so every target
+emitted from it lowers the trained weights and scales."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnx_ir as ir
+
+from qconvert.backends.measure import Measurement
+from qconvert.backends.targets import IRVariant
+from qconvert.pipeline.measure import compare
+from qconvert.pipeline.state import ConversionState
+from qconvert.report.result import Row, TrainingRun
+
+FINETUNED = "finetuned"  # the report row of the fine-tuned float IR
+
+
+def _train_options(state: ConversionState):
+    from qconvert.train.loop import TrainOptions
+
+    training = state.options.training
+    return TrainOptions(epochs=training.epochs, lr=training.lr, batch=training.train_batch, seed=state.options.seed,
+                        device=state.options.measure.device, temperature=training.temperature,
+                        threads=state.settings.threads)
+
+
+def _eval_set(state: ConversionState):
+    from qconvert.train.loop import EvalSet
+
+    data = state.data
+    if data.eval_feeds is None or data.labels is None:
+        return None
+    metric = state.result.metric if state.result is not None else None
+    return EvalSet(data.eval_feeds, data.labels, metric or state.options.evaluation.metric)
+
+
+def _progress(state: ConversionState, stage: str):
+    epochs = state.options.training.epochs
+    return lambda epoch, step, steps, loss: state.notify(
+        "train", f"{stage} · epoch {epoch}/{epochs} · batch {step}/{steps} · loss {loss:.4f}")
+
+
+def _run(stage: str, data: str, began: float, history=None, **scores) -> TrainingRun:
+    run = TrainingRun(stage, data, time.perf_counter() - began, **scores)
+    if history is not None:
+        run.loss, run.best_epoch = history.loss, history.best_epoch
+        run.epochs = [{"epoch": e.epoch, "loss": e.loss, "metric": e.metric, "seconds": e.seconds}
+                      for e in history.epochs]
+    return run
+
+
+def _scores(state: ConversionState, model: ir.Model, reference: list[np.ndarray],
+            eval_reference: np.ndarray | None) -> dict[str, float]:
+    """The IR in onnxruntime (QDQ as the onnx-qdq artifact runs it): SQNR of its first output against
+    `reference` on the parity samples, and the --eval metric."""
+    from qconvert.quant.evaluate import run_first_output
+    from qconvert.report.accuracy import evaluate, infer_metric
+    from qconvert.report.metrics import sqnr_db
+
+    data = state.data
+    scores = {"sqnr_db": float(sqnr_db(reference[0], run_first_output(model, data.feeds)))}
+    if data.eval_feeds is not None and data.labels is not None:
+        output = run_first_output(model, data.eval_feeds)
+        metric = (state.result.metric if state.result is not None else None) or state.options.evaluation.metric \
+            or infer_metric(output, data.labels)
+        scores.update(evaluate(metric, output, data.labels, eval_reference if eval_reference is not None else output))
+    return scores
+
+
+def _described(data, what: str) -> str:
+    return f"{what}, {'labels' if data.labels is not None else 'distilled'}"
+
+
+def finetune(state: ConversionState) -> None:
+    """`--finetune`: the float IR trained on --train before anything is written; a failure is the run's."""
+    if not state.options.training.finetune:
+        return
+    from qconvert.quant.evaluate import run_outputs
+    from qconvert.train.loop import finetune as finetune_ir
+
+    state.notify("train", "finetune")
+    model, data, began = state.variants[IRVariant.FLOAT], state.data, time.perf_counter()
+    before_outputs = run_outputs(model, data.feeds)
+    eval_before = run_outputs(model, data.eval_feeds, first_only=True)[0] if data.eval_feeds is not None else None
+    before = _scores(state, model, before_outputs, eval_before)
+    trained, history = finetune_ir(model, data.train, _train_options(state), _eval_set(state),
+                                   _progress(state, "finetune"))
+    after = _scores(state, trained, before_outputs, eval_before)
+    state.training.append(_run("finetune", _described(data.train, "--train"), began, history, before=before,
+                               after=after))
+    state.variants[IRVariant.FLOAT] = trained
+
+
+def measure_finetuned(state: ConversionState) -> None:
+    """After the source row: the fine-tuned IR's row (in onnxruntime, against the source), then the
+    reference every target is compared with becomes the fine-tuned IR, which the float targets are
+    emitted from; the source row keeps the source's metric."""
+    if not state.options.training.finetune or state.reference.status != "ok":
+        return
+    from qconvert.quant.evaluate import run_outputs
+    from qconvert.report.accuracy import evaluate
+
+    model, data, result = state.variants[IRVariant.FLOAT], state.data, state.result
+    outputs = run_outputs(model, data.feeds)
+    eval_outputs = run_outputs(model, data.eval_feeds, first_only=True) if data.eval_feeds is not None else []
+    row = Row(FINETUNED, "onnxruntime", "ok", error=None)
+    compare(state.reference.outputs, outputs, row)
+    if result.metric and eval_outputs:
+        row.metrics = evaluate(result.metric, eval_outputs[0], data.labels, state.reference.eval_outputs[0])
+    result.rows.append(row)
+    state.reference = Measurement("ok", outputs=outputs, eval_outputs=eval_outputs)
+
+
+def refine_rounding(state: ConversionState) -> None:
+    """`--adaround`, `--bias-correction`: on the calibration set, scales kept."""
+    rounding = state.options.rounding
+    if IRVariant.QDQ not in state.variants or not (rounding.adaround or rounding.bias_correction):
+        return
+    from qconvert.passes import prepare_for_int8
+
+    float_model = prepare_for_int8(state.variants[IRVariant.FLOAT])
+    steps = []
+    if rounding.adaround:
+        from qconvert.train.adaround import adaround
+
+        steps.append(("adaround", adaround))
+    if rounding.bias_correction:
+        from qconvert.train.bias_correction import correct_biases
+
+        steps.append(("bias-correction", correct_biases))
+    for stage, refine in steps:
+        state.notify("train", stage)
+        began, model = time.perf_counter(), state.variants[IRVariant.QDQ]
+        before = _scores(state, model, state.reference.outputs, _eval_reference(state))
+        try:
+            refined, layers = refine(model, float_model, state.data.calib_feeds)
+        except Exception as error:  # the static int8 rows fail; the other targets still run
+            state.failed_variants[IRVariant.QDQ] = f"{stage} failed: {type(error).__name__}: {error}".splitlines()[0]
+            return
+        after = _scores(state, refined, state.reference.outputs, _eval_reference(state))
+        state.training.append(_run(stage, "--calib", began, before=before, after=after, layers=layers))
+        state.variants[IRVariant.QDQ] = refined
+
+
+def quantization_aware(state: ConversionState) -> None:
+    """`--qat`: the QDQ IR trained on --train, or distilled from the float IR on the calibration set."""
+    if not state.options.training.qat or IRVariant.QDQ not in state.variants:
+        return
+    from qconvert.passes import prepare_for_int8
+    from qconvert.quant.evaluate import run_outputs
+    from qconvert.train.data import TrainData
+    from qconvert.train.loop import quantization_aware as train_qat
+
+    state.notify("train", "qat")
+    data, began = state.data, time.perf_counter()
+    train, what = (data.train, "--train") if data.train is not None else (TrainData(data.calib_feeds, None, None),
+                                                                          "--calib")
+    float_model, model = state.variants[IRVariant.FLOAT], state.variants[IRVariant.QDQ]
+    before = _scores(state, model, state.reference.outputs, _eval_reference(state))
+    try:
+        trained, history = train_qat(model, train, _train_options(state), _eval_set(state), _progress(state, "qat"),
+                                     teacher=float_model, float_model=prepare_for_int8(float_model))
+    except Exception as error:  # the static int8 rows fail; the other targets still run
+        state.failed_variants[IRVariant.QDQ] = f"qat failed: {type(error).__name__}: {error}".splitlines()[0]
+        return
+    after = _scores(state, trained, state.reference.outputs, _eval_reference(state))
+    state.training.append(_run("qat", _described(train, what), began, history, before=before, after=after))
+    state.variants[IRVariant.QDQ] = trained
+    state.trained_outputs[IRVariant.QDQ] = run_outputs(trained, data.feeds)
+
+
+def _eval_reference(state: ConversionState) -> np.ndarray | None:
+    outputs = state.reference.eval_outputs if state.reference is not None else []
+    return outputs[0] if outputs else None
