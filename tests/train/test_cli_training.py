@@ -80,7 +80,6 @@ def test_label_free_qat_distils_on_the_calibration_set(tiny_torch, digit_sets, t
     (["--to", "onnx-fp32", "--finetune"], "--finetune needs training data"),
     (["--to", "onnx-fp32", "--train", "missing.npz", "--finetune"], "--train missing.npz: no such file"),
     (["--to", "onnx-fp32", "--train", "TRAIN"], "--train is read by --finetune and --qat"),
-    (["--to", "onnx-fp32", "--epochs", "0", "--finetune"], "Invalid value for '--epochs'"),
 ])
 def test_bad_training_options_fail_in_one_line_before_any_work(tiny_torch, digit_sets, tmp_path, args, message):
     out = tmp_path / "out"

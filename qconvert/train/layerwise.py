@@ -1,0 +1,341 @@
+"""Layer-by-layer post-training optimisation of a QDQ IR (AdaRound, bias correction): what both share.
+
+- `quantized_layers` finds the Conv, ConvTranspose, Gemm and MatMul nodes whose weight is an integer
+  initializer's DequantizeLinear, with the float weight and bias of the float IR they were quantized from
+  (qconvert.passes.prepare_for_int8's output: its initializer names are the integer ones without
+  "_quantized").
+- `LayerFunction` computes one layer as the torch backend emits it: a one-node IR (the layer and its fused
+  Relu/Clip) built in training mode, whose weight and bias are Parameters replaced per call
+  (torch.func.functional_call). One code path serves every attribute combination the emitters handle:
+  grouped and depthwise Conv, ConvTranspose, Gemm's transB, MatMul by a constant.
+- `Capture` records a layer's input on the calibration samples, from the QDQ IR as optimised so far (the
+  QDQ IR's function as the torch backend computes it, integer arithmetic included) or from the float IR,
+  running the fx program only up to that tensor.
+
+The layers are processed in graph (topological) order, each one's input taken from the partially optimised
+program, so a layer sees, and can compensate, the errors of the layers before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+import torch
+import torch.fx as fx
+from torch import Tensor
+
+from qconvert.backends.torch.program import build
+from qconvert.quant.plan import FUSED_ACTIVATIONS, WEIGHTED_OPS, layer_name
+from qconvert.train.fake_quant import weight_range
+
+TARGET = "layerwise"  # the name an UnsupportedOpError gives these programs
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass
+class QuantizedLayer:
+    node: ir.Node  # in the QDQ IR
+    name: str
+    codes: ir.Value  # the integer weight initializer
+    scale: np.ndarray  # per tensor () or per channel
+    zero: np.ndarray
+    axis: int  # the weight's quantization axis (DequantizeLinear's)
+    low: int
+    high: int
+    weight: np.ndarray  # the float weight (float IR)
+    bias: ir.Value | None  # the int32 bias initializer (or a float one), None without a bias
+    bias_float: np.ndarray | None  # the float IR's bias
+    fused: ir.Node | None  # the Relu/Clip after it, part of the layer's int8 unit
+    float_input: str | None  # the layer's input in the float IR, when its node is found there by name
+
+    def shaped(self, array: np.ndarray) -> np.ndarray:
+        """A per-channel array (scale, zero point) shaped to broadcast against the weight."""
+        if array.ndim == 0:
+            return array
+        shape = [1] * self.weight.ndim
+        shape[self.axis % self.weight.ndim] = array.size
+        return array.reshape(shape)
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        """The float weight the codes stand for, in float32 as DequantizeLinear computes it."""
+        s, z = self.shaped(self.scale).astype(np.float32), self.shaped(self.zero).astype(np.float32)
+        return ((codes.astype(np.float32) - z) * s).astype(np.float32)
+
+    @property
+    def output_axis(self) -> int:
+        """The output's channel axis: 1 for convolutions (NCHW), the last for Gemm and MatMul."""
+        return 1 if self.node.op_type in ("Conv", "ConvTranspose") else -1
+
+
+@dataclass
+class Skipped:
+    name: str
+    op: str
+    reason: str
+
+
+def _constant(value: ir.Value | None) -> np.ndarray | None:
+    if value is None or value.is_graph_input():
+        return None
+    tensor = ir.convenience.get_const_tensor(value)
+    return None if tensor is None else tensor.numpy()
+
+
+def _dequantized_initializer(value: ir.Value | None, model: ir.Model) -> ir.Node | None:
+    """The DequantizeLinear producing `value` from an integer initializer of `model`, if that is what it is."""
+    producer = value.producer() if value is not None else None
+    if producer is None or producer.op_type != "DequantizeLinear":
+        return None
+    source = producer.inputs[0]
+    if source is None or model.graph.initializers.get(source.name) is not source or source.const_value is None:
+        return None
+    return producer
+
+
+def _fused_activation(node: ir.Node, model: ir.Model) -> ir.Node | None:
+    """The Relu or Clip (constant bounds) that is the output's only reader: int8 kernels fuse it."""
+    output = node.outputs[0]
+    uses = list(output.uses())
+    if len(uses) != 1 or output.is_graph_output():
+        return None
+    user, index = uses[0]
+    if user.op_type not in FUSED_ACTIVATIONS or index != 0:
+        return None
+    if user.op_type == "Clip" and any(v is not None and _constant(v) is None for v in user.inputs[1:]):
+        return None
+    return user
+
+
+def quantized_layers(qdq: ir.Model, float_model: ir.Model) -> list[QuantizedLayer | Skipped]:
+    """The weighted layers of the QDQ IR in graph order, each a QuantizedLayer or the reason it is not."""
+    floats = {name: value.const_value.numpy() for name, value in float_model.graph.initializers.items()
+              if value.const_value is not None and value.const_value.numpy().dtype.kind == "f"}
+    float_nodes = {node.name: node for node in float_model.graph if node.name}
+    found: list[QuantizedLayer | Skipped] = []
+    for node in qdq.graph:
+        if node.op_type not in WEIGHTED_OPS or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+            continue
+        name = layer_name(node)
+        dequantize = _dequantized_initializer(node.inputs[1], qdq)
+        if dequantize is None or node.inputs[0] is None or _constant(node.inputs[0]) is not None:
+            found.append(Skipped(name, node.op_type, "no quantized weight"))
+            continue
+        codes = dequantize.inputs[0]
+        readers = [n for n, _ in codes.uses()] + [n for n, _ in dequantize.outputs[0].uses()]
+        if len(readers) != 2:
+            found.append(Skipped(name, node.op_type, "weight shared with another layer"))
+            continue
+        weight = floats.get(codes.name.removesuffix("_quantized"))
+        if weight is None or weight.shape != tuple(codes.const_value.shape.dims):
+            found.append(Skipped(name, node.op_type, "no float weight of its name in the float IR"))
+            continue
+        scale = _constant(dequantize.inputs[1])
+        zero = _constant(dequantize.inputs[2]) if len(dequantize.inputs) > 2 and dequantize.inputs[2] is not None \
+            else np.zeros((), np.int64)
+        dtype = codes.const_value.dtype
+        blocked = "block_size" in dequantize.attributes and dequantize.attributes["block_size"].value
+        if scale is None or zero is None or blocked:
+            found.append(Skipped(name, node.op_type, "weight scale or zero point not a constant"))
+            continue
+        try:
+            low, high = weight_range(dtype, zero)
+        except KeyError:
+            found.append(Skipped(name, node.op_type, f"{dtype.name} weights"))
+            continue
+        axis = dequantize.attributes["axis"].value if "axis" in dequantize.attributes else 1
+        bias, bias_float = _bias(node, qdq, floats)
+        float_node = float_nodes.get(node.name)
+        found.append(QuantizedLayer(
+            node, name, codes, scale.astype(np.float32), zero, int(axis), low, high, weight.astype(np.float32),
+            bias, bias_float, _fused_activation(node, qdq),
+            float_node.inputs[0].name if float_node is not None and float_node.op_type == node.op_type else None))
+    return found
+
+
+def _bias(node: ir.Node, qdq: ir.Model, floats: dict[str, np.ndarray]) -> tuple[ir.Value | None, np.ndarray | None]:
+    """The layer's bias: its int32 initializer (or float initializer) and the float IR's value."""
+    if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(node.inputs) < 3 or node.inputs[2] is None:
+        return None, None
+    dequantize = _dequantized_initializer(node.inputs[2], qdq)
+    if dequantize is not None:
+        codes = dequantize.inputs[0]
+        original = floats.get(codes.name.removesuffix("_quantized"))
+        return codes, original.astype(np.float32) if original is not None and original.ndim == 1 else None
+    value = node.inputs[2]
+    if qdq.graph.initializers.get(value.name) is value and value.const_value is not None and \
+            value.const_value.numpy().ndim == 1:
+        return value, value.const_value.numpy().astype(np.float32)
+    return None, None
+
+
+def bias_dequantized(layer: QuantizedLayer) -> np.ndarray | None:
+    """The bias the QDQ IR adds (int32 codes times s_x·s_w, or a float bias as it is)."""
+    if layer.bias is None:
+        return None
+    array = layer.bias.const_value.numpy()
+    if array.dtype.kind == "f":
+        return array.astype(np.float32)
+    dequantize = next(n for n, i in layer.bias.uses() if n.op_type == "DequantizeLinear" and i == 0)
+    scale = _constant(dequantize.inputs[1]).astype(np.float32)
+    return (array.astype(np.float32) * scale).astype(np.float32)
+
+
+class LayerFunction:
+    """One layer (and its fused activation) as the torch backend emits it, with weight and bias given per call:
+    ``f(x, w, b)`` -> (pre-activation output, output)."""
+
+    def __init__(self, layer: QuantizedLayer, input_shape: tuple[int, ...], opset: int):
+        node = layer.node
+        x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape(["N", *input_shape[1:]]))
+        w = ir.Value(name="w", const_value=ir.tensor(layer.weight, name="w"))
+        inputs, initializers = [x, w], [w]
+        self.has_bias = len(node.inputs) > 2 and node.inputs[2] is not None
+        if self.has_bias:
+            bias = bias_dequantized(layer) if layer.bias is not None else _constant(node.inputs[2])
+            if bias is None:
+                raise ValueError(f"{layer.name}: its bias is not a constant")
+            b = ir.Value(name="b", const_value=ir.tensor(bias.astype(np.float32), name="b"))
+            inputs.append(b)
+            initializers.append(b)
+        copy = ir.Node("", node.op_type, inputs, attributes=_attributes(node), name="layer")
+        copy.outputs[0].name, copy.outputs[0].type = "y", ir.TensorType(ir.DataType.FLOAT)
+        nodes, outputs = [copy], [copy.outputs[0]]
+        if layer.fused is not None:
+            act_inputs = [copy.outputs[0]]
+            for i, value in enumerate(layer.fused.inputs[1:], start=1):
+                if value is None:
+                    act_inputs.append(None)
+                    continue
+                bound = ir.Value(name=f"bound{i}", const_value=ir.tensor(_constant(value), name=f"bound{i}"))
+                initializers.append(bound)
+                act_inputs.append(bound)
+            act = ir.Node("", layer.fused.op_type, act_inputs, attributes=_attributes(layer.fused), name="act")
+            act.outputs[0].name, act.outputs[0].type = "y_act", ir.TensorType(ir.DataType.FLOAT)
+            nodes.append(act)
+            outputs.append(act.outputs[0])
+        graph = ir.Graph([x], outputs, nodes=nodes, initializers=initializers, opset_imports={"": opset})
+        module, builder, _, _ = build(ir.Model(graph, ir_version=8), mode="train", target=TARGET)
+        module.train(False)
+        for p in module.parameters():
+            p.requires_grad_(False)
+        names = {name: attr for attr, name in builder.parameters.items()}
+        self.module, self.weight_attr, self.bias_attr = module, names["w"], names.get("b")
+
+    def to(self, device: torch.device) -> LayerFunction:
+        self.module.to(device)
+        return self
+
+    def __call__(self, x: Tensor, w: Tensor, b: Tensor | None) -> tuple[Tensor, Tensor]:
+        replaced = {self.weight_attr: w}
+        if self.bias_attr is not None and b is not None:
+            replaced[self.bias_attr] = b
+        results = torch.func.functional_call(self.module, replaced, (x,))
+        if isinstance(results, (tuple, list)):
+            return results[0], results[1]
+        return results, results
+
+
+def _attributes(node: ir.Node) -> list[ir.Attr]:
+    return [ir.Attr(a.name, a.type, a.value) for a in node.attributes.values()]
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the program until `node` is computed, and keeps its value."""
+
+    def __init__(self, module: fx.GraphModule, node: fx.Node):
+        super().__init__(module)
+        self.node, self.value = node, None
+
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        if n is self.node:
+            self.value = result
+            raise _Stop
+        return result
+
+
+class Capture:
+    """A program (the QDQ IR's integer function, or the float IR's) that gives named IR tensors on feeds."""
+
+    def __init__(self, model: ir.Model, device: torch.device):
+        module, self.builder, inputs, _ = build(model, mode="float", target=TARGET)
+        self.module = module.to(device).eval()
+        self.inputs, self.device = [p.name for p in inputs], device
+
+    def tensor(self, name: str, feeds: Feeds, batch: int, budget_bytes: int | None = None) -> Tensor:
+        """The IR tensor `name` on the samples of `feeds`, run in batches of `batch`; with a budget, on the
+        first batches whose values fit in it (one batch at least)."""
+        node = self.builder.values.get(name)
+        if not isinstance(node, fx.Node):
+            raise ValueError(f"tensor {name} is not computed by the program")
+        parts, held = [], 0
+        count = len(next(iter(feeds.values())))
+        with torch.no_grad():
+            for start in range(0, count, batch):
+                args = [torch.from_numpy(np.ascontiguousarray(feeds[n][start:start + batch])).to(self.device)
+                        for n in self.inputs]
+                recorder = _Recorder(self.module, node)
+                try:
+                    recorder.run(*args)
+                except _Stop:
+                    pass
+                parts.append(recorder.value.detach().float().contiguous())
+                held += parts[-1].numel() * parts[-1].element_size()
+                if budget_bytes is not None and held >= budget_bytes:
+                    break
+        return torch.cat(parts)
+
+
+def limit_samples(feeds: Feeds, count: int) -> Feeds:
+    return {name: array[:count] for name, array in feeds.items()}
+
+
+def samples_within(budget_bytes: int, *per_sample: Tensor) -> int:
+    """How many samples the tensors' per-sample sizes allow within the budget (at least one batch's worth)."""
+    size = sum(t[0].numel() * t.element_size() for t in per_sample)
+    return max(1, min(len(per_sample[0]), budget_bytes // max(size, 1)))
+
+
+def channel_means(y: Tensor, axis: int) -> Tensor:
+    """The mean of each output channel over every other axis."""
+    axis = axis % y.dim()
+    return y.transpose(0, axis).reshape(y.shape[axis], -1).mean(dim=1) if y.dim() > 1 else y
+
+
+def batched(count: int, batch: int) -> Iterator[slice]:
+    for start in range(0, count, batch):
+        yield slice(start, min(start + batch, count))
+
+
+@contextmanager
+def seeded(seed: int, threads: int | None) -> Iterator[None]:
+    """Seeded torch with deterministic kernels and the thread count asked for, restored afterwards."""
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.get_num_threads())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.set_num_threads(previous[2])
+
+
+def device_of(name: str) -> torch.device:
+    from qconvert.errors import UsageError
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: torch sees no CUDA device here; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"--device {name}: use cpu or cuda")
+    return torch.device(name)
