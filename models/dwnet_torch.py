@@ -7,17 +7,20 @@ squeeze-excitation, no linear bottlenecks: the plain v1 layout. At 32x32 the fiv
 the last two blocks at 1x1 (v1 at 224x224 ends at 7x7).
 
 This is the model where per-tensor int8 weights lose: folding BatchNorm into a depthwise conv scales each
-output channel by its own gamma / sqrt(var). A ReLU6 channel that died in training (here one of the
+output channel by its own gamma / sqrt(var + eps). A ReLU6 channel that died in training (here one of the
 stem's 8) feeds its depthwise channel only zeros, so that channel's running variance goes to ~0 and its
-folded weights to w / sqrt(eps), hundreds of times the other channels': one scale per tensor then
-rounds every live channel away, and one scale per channel does not. It is trained with the ordinary
-recipe of the other digits classifiers (models/torch_train.py).
+folded weights to w / sqrt(eps), about 100 times the other channels' at Keras's and TF-Slim's eps of 1e-3:
+one scale per tensor then leaves the live channels a few integer steps, and one scale per channel does
+not. At torch's eps of 1e-5 the same channel is ~300 times larger and per-tensor weights round every live
+channel to zero (top-1 ~11): a collapse no rounding choice can undo, where 1e-3 leaves a loss that better
+rounding and training can win back. It is trained with the ordinary recipe of the other digits
+classifiers (models/torch_train.py).
 
-Measured (qconvert --eval on the digits, tflite-int8): top-1 98.6 float, 11.1 per-tensor, 98.6 per-channel.
-Whether a channel dies depends on the seed: with this recipe seed 0 (the build's) kills one stem
-channel, seeds 1-3 do not (then per-tensor weights cost at most 0.3 points, simulated). A 6-block v1
-(widths 0.25-2, 8-30 epochs, lr 0.05-0.2) kept every channel alive and lost nothing per-tensor: the 13
-blocks are what v1 has, not a tweak.
+Whether a channel dies depends on the seed (simulated per-tensor weights at eps 1e-3, seeds 0-6: seed 3
+kills one stem channel and loses ~31 points; the others keep every channel alive and lose at most 0.3):
+the build uses seed 3 (SEED), the tiny variant seed 7 (which kills one too).
+A 6-block v1 (widths 0.25-2, 8-30 epochs, lr 0.05-0.2) kept every channel alive and lost nothing
+per-tensor: the 13 blocks are what v1 has, not a tweak.
 
 `build()` with no arguments is the trained reference configuration; `build_tiny()` is the test variant.
 """
@@ -31,12 +34,14 @@ from models.torch_train import train_on_digits
 BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
 STEM = 32
+# Keras's and TF-Slim's MobileNet v1 BatchNorm epsilon (torch's default is 1e-5); see the docstring.
+BN_EPS = 1e-3
 
 
 def conv_bn_relu6(cin, cout, kernel, stride=1, groups=1):
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
+        nn.BatchNorm2d(cout, eps=BN_EPS),
         nn.ReLU6(inplace=True),
     )
 
@@ -83,9 +88,12 @@ def build_tiny():
 
 
 FULL_TRAIN = dict(epochs=16, lr=0.05)
+SEED = 3  # the seed whose training kills a stem channel (see the docstring)
 TINY_TRAIN = dict(epochs=4, lr=0.1)
+TINY_SEED = 7  # kills a stem channel of the tiny variant too
 
 
-def build_and_train(tiny=False, seed=0):
+def build_and_train(tiny=False, seed=None):
     """Returns (model in eval mode, eval x, eval y, eval top-1, train seconds)."""
+    seed = (TINY_SEED if tiny else SEED) if seed is None else seed
     return train_on_digits(build_tiny if tiny else build, TINY_TRAIN if tiny else FULL_TRAIN, seed)
