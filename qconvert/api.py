@@ -48,7 +48,7 @@ def convert(
     finetune: bool = TrainingOptions.finetune,
     qat: bool = TrainingOptions.qat,
     epochs: int = TrainingOptions.epochs,
-    lr: float = TrainingOptions.lr,
+    lr: float | None = TrainingOptions.lr,
     train_batch: int = TrainingOptions.train_batch,
     temperature: float = TrainingOptions.temperature,
     adaround: bool = RoundingOptions.adaround,

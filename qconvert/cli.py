@@ -11,8 +11,9 @@ import click
 
 from qconvert.backends.targets import EmitOptions
 from qconvert.errors import QConvertError
-from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
-                                       MixedPrecisionOptions, RoundingOptions, SourceOptions, TrainingOptions)
+from qconvert.pipeline.options import (FINETUNE_LR, QAT_LR, CalibrationOptions, ConvertOptions, EvalOptions,
+                                       MeasureOptions, MixedPrecisionOptions, RoundingOptions, SourceOptions,
+                                       TrainingOptions)
 from qconvert.quant.config import DEFAULT_METHOD, QuantConfig, make_config
 from qconvert.quant.data import ImageOptions
 
@@ -170,7 +171,8 @@ with_training_options = option_group(
     click.option("--qat", is_flag=True, help="Quantization-aware training of the static int8 model after "
                  "calibration (learned scales, LSQ), on --train or distilled on the --calib samples."),
     click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True),
-    click.option("--lr", type=positive, default=TrainingOptions.lr, show_default=True, help="Adam learning rate."),
+    click.option("--lr", type=positive, default=None, help=f"Adam learning rate [default: {FINETUNE_LR:g} for "
+                 f"--finetune, {QAT_LR:g} for --qat]."),
     click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch,
                  show_default=True, help="Training batch (the model's own where its batch is fixed)."),
     click.option("--temperature", type=positive, default=TrainingOptions.temperature, show_default=True,

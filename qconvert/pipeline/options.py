@@ -67,13 +67,26 @@ class TrainingOptions:
     finetune: bool = False
     qat: bool = False
     epochs: int = 3
-    lr: float = 1e-4
+    lr: float | None = None  # Adam's; None: each stage's own default (FINETUNE_LR, QAT_LR)
     train_batch: int = 32  # the IR's own batch where it is fixed
     temperature: float = 4.0  # distillation of class scores
 
     @property
     def trains(self) -> bool:
         return self.finetune or self.qat
+
+    # Without --lr: fine-tuning starts from trained weights and takes small steps; QAT starts from PTQ's
+    # rounding and scales, far from where it ends (measured: bench/QAT.md).
+    @property
+    def finetune_lr(self) -> float:
+        return FINETUNE_LR if self.lr is None else self.lr
+
+    @property
+    def qat_lr(self) -> float:
+        return QAT_LR if self.lr is None else self.lr
+
+
+FINETUNE_LR, QAT_LR = 1e-4, 1e-3
 
 
 @dataclass(frozen=True)

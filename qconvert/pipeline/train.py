@@ -19,11 +19,11 @@ from qconvert.report.result import Row, TrainingRun
 FINETUNED = "finetuned"  # the report row of the fine-tuned float IR
 
 
-def _train_options(state: ConversionState):
+def _train_options(state: ConversionState, lr: float):
     from qconvert.train.loop import TrainOptions
 
     training = state.options.training
-    return TrainOptions(epochs=training.epochs, lr=training.lr, batch=training.train_batch, seed=state.options.seed,
+    return TrainOptions(epochs=training.epochs, lr=lr, batch=training.train_batch, seed=state.options.seed,
                         device=state.options.measure.device, temperature=training.temperature,
                         threads=state.settings.threads)
 
@@ -44,8 +44,8 @@ def _progress(state: ConversionState, stage: str):
         "train", f"{stage} · epoch {epoch}/{epochs} · batch {step}/{steps} · loss {loss:.4f}")
 
 
-def _run(stage: str, data: str, began: float, history=None, **scores) -> TrainingRun:
-    run = TrainingRun(stage, data, time.perf_counter() - began, **scores)
+def _run(stage: str, data: str, began: float, history=None, lr: float | None = None, **scores) -> TrainingRun:
+    run = TrainingRun(stage, data, time.perf_counter() - began, lr=lr, **scores)
     if history is not None:
         run.loss, run.best_epoch = history.loss, history.best_epoch
         run.epochs = [{"epoch": e.epoch, "loss": e.loss, "metric": e.metric, "seconds": e.seconds}
@@ -87,11 +87,11 @@ def finetune(state: ConversionState) -> None:
     before_outputs = run_outputs(model, data.feeds)
     eval_before = run_outputs(model, data.eval_feeds, first_only=True)[0] if data.eval_feeds is not None else None
     before = _scores(state, model, before_outputs, eval_before)
-    trained, history = finetune_ir(model, data.train, _train_options(state), _eval_set(state),
-                                   _progress(state, "finetune"))
+    trained, history = finetune_ir(model, data.train, _train_options(state, state.options.training.finetune_lr),
+                                   _eval_set(state), _progress(state, "finetune"))
     after = _scores(state, trained, before_outputs, eval_before)
-    state.training.append(_run("finetune", _described(data.train, "--train"), began, history, before=before,
-                               after=after))
+    state.training.append(_run("finetune", _described(data.train, "--train"), began, history,
+                               state.options.training.finetune_lr, before=before, after=after))
     state.variants[IRVariant.FLOAT] = trained
 
 
@@ -162,13 +162,15 @@ def quantization_aware(state: ConversionState) -> None:
     float_model, model = state.variants[IRVariant.FLOAT], state.variants[IRVariant.QDQ]
     before = _scores(state, model, state.reference.outputs, _eval_reference(state))
     try:
-        trained, history = train_qat(model, train, _train_options(state), _eval_set(state), _progress(state, "qat"),
+        options = _train_options(state, state.options.training.qat_lr)
+        trained, history = train_qat(model, train, options, _eval_set(state), _progress(state, "qat"),
                                      teacher=float_model, float_model=prepare_for_int8(float_model))
     except Exception as error:  # the static int8 rows fail; the other targets still run
         state.failed_variants[IRVariant.QDQ] = f"qat failed: {type(error).__name__}: {error}".splitlines()[0]
         return
     after = _scores(state, trained, state.reference.outputs, _eval_reference(state))
-    state.training.append(_run("qat", _described(train, what), began, history, before=before, after=after))
+    state.training.append(_run("qat", _described(train, what), began, history, options.lr, before=before,
+                               after=after))
     state.variants[IRVariant.QDQ] = trained
     state.trained_outputs[IRVariant.QDQ] = run_outputs(trained, data.feeds)
 

@@ -43,6 +43,7 @@ class TrainingRun:
     loss: str | None = None
     epochs: list[dict] = field(default_factory=list)  # {epoch, loss, metric, seconds}; epoch 0: before
     best_epoch: int | None = None  # whose weights were kept
+    lr: float | None = None  # Adam's, for the trained stages
     before: dict[str, float] | None = None  # sqnr_db against the reference, and the --eval metric
     after: dict[str, float] | None = None
     layers: list[dict] = field(default_factory=list)  # per-layer records of the PTQ refinements
