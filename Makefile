@@ -42,6 +42,7 @@ test: $(STAMP)
 bench: models
 	$(PY) -m bench.quant_vs_ort --models $(MODELS) --out bench/QUANT.md
 	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
+	$(PY) -m bench.qat_vs_tfmot --models $(MODELS) --out bench/QAT.md
 
 # Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md.
 zoo: $(STAMP)
