@@ -11,9 +11,10 @@ output channel by its own gamma / sqrt(var + eps). A ReLU6 channel that died in 
 stem's 8) feeds its depthwise channel only zeros, so that channel's running variance goes to ~0 and its
 folded weights to w / sqrt(eps), about 100 times the other channels' at Keras's and TF-Slim's eps of 1e-3:
 one scale per tensor then leaves the live channels a few integer steps, and one scale per channel does
-not. At torch's eps of 1e-5 the same channel is ~300 times larger and per-tensor weights round every live
-channel to zero (top-1 ~11): a collapse no rounding choice can undo, where 1e-3 leaves a loss that better
-rounding and training can win back. It is trained with the ordinary recipe of the other digits
+not. At torch's eps of 1e-5 (this model's first build, seed 0) a dead channel's folded weights were
+hundreds of times the live ones' and per-tensor weights rounded every live channel to zero (top-1 11): a
+collapse no rounding choice can undo, where 1e-3 leaves a loss that better rounding and training can win
+back. It is trained with the ordinary recipe of the other digits
 classifiers (models/torch_train.py).
 
 Whether a channel dies depends on the seed (simulated per-tensor weights at eps 1e-3, seeds 0-6: seed 3

@@ -76,7 +76,8 @@ class TrainingOptions:
         return self.finetune or self.qat
 
     # Without --lr: fine-tuning starts from trained weights and takes small steps; QAT starts from PTQ's
-    # rounding and scales, far from where it ends (measured: bench/QAT.md).
+    # rounding and scales, far from where training ends on a model PTQ hurt (the per-tensor dwnet; the
+    # UNet, which PTQ barely hurts, did better at the smaller rate: bench/QAT.md).
     @property
     def finetune_lr(self) -> float:
         return FINETUNE_LR if self.lr is None else self.lr

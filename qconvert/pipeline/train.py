@@ -87,11 +87,11 @@ def finetune(state: ConversionState) -> None:
     before_outputs = run_outputs(model, data.feeds)
     eval_before = run_outputs(model, data.eval_feeds, first_only=True)[0] if data.eval_feeds is not None else None
     before = _scores(state, model, before_outputs, eval_before)
-    trained, history = finetune_ir(model, data.train, _train_options(state, state.options.training.finetune_lr),
-                                   _eval_set(state), _progress(state, "finetune"))
+    options = _train_options(state, state.options.training.finetune_lr)
+    trained, history = finetune_ir(model, data.train, options, _eval_set(state), _progress(state, "finetune"))
     after = _scores(state, trained, before_outputs, eval_before)
-    state.training.append(_run("finetune", _described(data.train, "--train"), began, history,
-                               state.options.training.finetune_lr, before=before, after=after))
+    state.training.append(_run("finetune", _described(data.train, "--train"), began, history, options.lr,
+                               before=before, after=after))
     state.variants[IRVariant.FLOAT] = trained
 
 

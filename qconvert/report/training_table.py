@@ -26,12 +26,13 @@ def _per_epoch(run: TrainingRun) -> float | None:
 def training_table(result: ConversionResult) -> Table:
     table = Table(title="training on the IR", caption="before / after: the IR in onnxruntime on the --eval set "
                   "(SQNR of its first output against the reference on the parity samples)")
-    for column, justify in [("stage", "left"), ("data", "left"), ("loss", "left"), ("lr", "right"), ("epochs", "right"),
-                            ("best", "right"), ("s / epoch", "right"), ("total s", "right"),
+    for column, justify in [("stage", "left"), ("data", "left"), ("loss", "left"), ("lr", "right"),
+                            ("epochs", "right"), ("best", "right"), ("s / epoch", "right"), ("total s", "right"),
                             ("before", "right"), ("after", "right")]:
         table.add_column(column, justify=justify)
     for run in result.training:
         epochs = len([e for e in run.epochs if e["epoch"] > 0]) or None
-        table.add_row(run.stage, run.data, run.loss or "–", _num(run.lr, "g"), _num(epochs, "d"), _num(run.best_epoch, "d"),
-                      _num(_per_epoch(run), ".1f"), _num(run.seconds, ".1f"), _scores(run.before), _scores(run.after))
+        table.add_row(run.stage, run.data, run.loss or "–", _num(run.lr, "g"), _num(epochs, "d"),
+                      _num(run.best_epoch, "d"), _num(_per_epoch(run), ".1f"), _num(run.seconds, ".1f"),
+                      _scores(run.before), _scores(run.after))
     return table

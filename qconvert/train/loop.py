@@ -113,8 +113,8 @@ KEPT = 1 << 30  # blocks up to 1 GiB come from the heap and stay there between s
 @contextmanager
 def kept_heap() -> Iterator[None]:
     """Freed activation buffers stay in the process's heap while training, for the next step to reuse.
-    glibc maps each block over its mmap threshold afresh and faults in every page of it, which costs a
-    UNet QAT step a sixth of its CPU time (bench/QAT.md). Afterwards the defaults return and the heap is
+    glibc maps each block over its mmap threshold afresh and faults in every page of it, a large share
+    of a UNet QAT step's CPU time (bench/QAT.md). Afterwards the defaults return and the heap is
     trimmed. Without glibc's mallopt nothing changes."""
     try:
         libc = ctypes.CDLL(None)
