@@ -37,6 +37,7 @@ from qconvert.report.accuracy import evaluate, infer_metric
 from qconvert.train.data import Feeds, TrainData
 from qconvert.train.fake_quant import qat_program
 from qconvert.train.losses import Loss, choose_loss
+from qconvert.train.masks import HeldZeros, Masks
 from qconvert.train.program import TrainableProgram, trainable_program
 from qconvert.train.writeback import write_back, write_back_quantized
 
@@ -178,8 +179,9 @@ class _Scorer:
 
 def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimizer, data: TrainData,
            targets: np.ndarray, order: torch.Generator, batch: int, device: torch.device,
-           report: Callable[[int, int, float], None] | None) -> float:
-    """One pass over the data in the order `order` draws; the mean of the batch losses, by sample."""
+           report: Callable[[int, int, float], None] | None, held: HeldZeros | None = None) -> float:
+    """One pass over the data in the order `order` draws; the mean of the batch losses, by sample.
+    `held`: pruned weights put back to zero after every step."""
     program.module.train(True)
     total, steps = 0.0, torch.randperm(data.count, generator=order).split(batch)
     for step, index in enumerate(steps, start=1):
@@ -190,6 +192,8 @@ def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimiz
         value.backward()
         optimizer.step()
         program.constrain()
+        if held is not None:
+            held.apply()
         total += float(value.detach()) * len(index)
         if report is not None:
             report(step, len(steps), float(value.detach()))
@@ -197,11 +201,13 @@ def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimiz
 
 
 def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
-          eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None) -> History:
+          eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None,
+          masks: Masks | None = None) -> History:
     """Trains `program`, built from `model`, in place on `data`. Without labels the target is `teacher`'s
     output (default: `model`'s own; the unpruned float IR, the float IR of a QDQ IR), which is also the
     reference of an eval metric that needs one. With `eval`, the program ends with the weights of the
-    epoch with the best metric (epoch 0, the model as given, included); else the last."""
+    epoch with the best metric (epoch 0, the model as given, included); else the last. `masks`
+    (qconvert.train.masks, by initializer name): pruned weights that stay exactly zero."""
     device = _device(options.device)
     batch = batch_size_of(model, options.batch)
     targets = data.labels if data.labels is not None else run_first_output(teacher or model, data.feeds)
@@ -210,6 +216,7 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
     history, best = History(loss.name), None
     with deterministic(options), kept_heap():
         program.module.to(device)
+        held = HeldZeros(program, masks) if masks else None
         optimizer = torch.optim.Adam(program.parameter_groups(options.lr))
         order = torch.Generator().manual_seed(options.seed)
         for epoch in range(options.epochs + 1):
@@ -218,7 +225,7 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
                 epoch_loss, seconds = _mean_loss(program, loss, data.feeds, targets, batch, device), 0.0
             else:
                 epoch_loss = _epoch(program, loss, optimizer, data, targets, order, batch, device,
-                                    partial(progress, epoch) if progress is not None else None)
+                                    partial(progress, epoch) if progress is not None else None, held)
                 seconds = time.perf_counter() - began
             metric = scorer(program) if scorer is not None else None
             history.epochs.append(EpochRecord(epoch, epoch_loss, metric, seconds))
@@ -231,6 +238,8 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
                     p.copy_(best[1][name])
         else:
             history.best_epoch = options.epochs
+        if held is not None:
+            held.remove()
     return history
 
 
@@ -239,20 +248,21 @@ def _snapshot(program: TrainableProgram) -> dict[str, torch.Tensor]:
 
 
 def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(), eval: EvalSet | None = None,
-             progress: Progress | None = None, teacher: ir.Model | None = None) -> tuple[ir.Model, History]:
+             progress: Progress | None = None, teacher: ir.Model | None = None,
+             masks: Masks | None = None) -> tuple[ir.Model, History]:
     """The float IR trained on `data` (see `train`), written back into a copy of it."""
     program = trainable_program(model)
-    history = train(program, model, data, options, eval, progress, teacher)
+    history = train(program, model, data, options, eval, progress, teacher, masks)
     return write_back(model, program), history
 
 
 def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
                        eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None,
-                       float_model: ir.Model | None = None) -> tuple[ir.Model, History]:
+                       float_model: ir.Model | None = None, masks: Masks | None = None) -> tuple[ir.Model, History]:
     """The QDQ IR trained with LSQ fake-quants (qconvert/train/fake_quant.py) and written back as a QDQ IR:
     trained integer weights, scales and int32 biases. `teacher`: the float IR whose outputs a label-free
     run distils; `float_model`: the prepared float IR the QDQ IR was quantized from, whose float weights
-    the training starts from."""
+    the training starts from; `masks`: the float IR's pruned weights, held at zero in their shadows."""
     program = qat_program(model, float_model)
-    history = train(program, model, data, options, eval, progress, teacher)
+    history = train(program, model, data, options, eval, progress, teacher, masks)
     return write_back_quantized(model, program), history

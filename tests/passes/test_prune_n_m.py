@@ -18,7 +18,8 @@ def model(nodes, weights: dict[str, np.ndarray], x_shape, y_shape) -> ir.Model:
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
                               [numpy_helper.from_array(w, name) for name, w in weights.items()])
-    return ir.serde.deserialize_model(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]))
+    proto = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
+    return ir.serde.deserialize_model(proto)
 
 
 def weights(seed=0, **shapes) -> dict[str, np.ndarray]:
