@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir.union_find import UnionFind
+
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 BINARY_OPS = frozenset({"Add", "Mul"})
 FUSING_OPS = WEIGHTED_OPS | BINARY_OPS
@@ -306,23 +308,6 @@ def _following(node: ir.Node, graph: ir.Graph, fused: set[ir.Node]) -> Layer | l
     return None
 
 
-class _Groups:
-    """Union-find over tensor names."""
-
-    def __init__(self):
-        self.parent: dict[str, str] = {}
-
-    def find(self, name: str) -> str:
-        while self.parent.get(name, name) != name:
-            name = self.parent[name]
-        return name
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-
-
 def plan_quantization(graph: ir.Graph, exclude: set[str] = frozenset()) -> Plan:
     """The plan for all layers except those named in `exclude` (kept float: mixed precision)."""
     every = find_layers(graph)
@@ -377,9 +362,9 @@ def plan_quantization(graph: ir.Graph, exclude: set[str] = frozenset()) -> Plan:
 
 
 def _share_scales(layers: list[Layer], shared: list[tuple[ir.Node, list[ir.Value]]]
-                  ) -> tuple[_Groups, dict[str, FixedScale]]:
+                  ) -> tuple[UnionFind, dict[str, FixedScale]]:
     """Union the same-scale ops' values in graph order; a fixed output scale spreads to its group."""
-    groups = _Groups()
+    groups = UnionFind()  # over tensor names
     fixed: dict[str, FixedScale] = {}  # root name -> rule, kept current through unions
     for layer in layers:
         rule = FIXED_OUTPUT.get(layer.node.op_type)

@@ -1,0 +1,86 @@
+"""Tiny graphs for the channel-group analysis and channel pruning: one per way channels travel."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from qconvert.passes.infer_shapes import InferShapes
+from tests.passes.helpers import parse
+
+HEADER = '<ir_version: 10, opset_import: ["" : 18]>\n'
+
+
+def build(signature: str, weights: dict[str, tuple], body: list[str], seed: int = 0) -> ir.Model:
+    """A model from `signature`, `body` lines and random float weights {name: shape} (int64 arrays given
+    as ("int64", values), positive ones as ("positive", shape)), with every intermediate shape inferred."""
+    rng = np.random.default_rng(seed)
+    declared = []
+    for name, spec in weights.items():
+        if spec and spec[0] == "positive":
+            values = rng.uniform(0.5, 1.5, spec[1])
+            declared.append(f"float[{','.join(map(str, spec[1]))}] {name} = "
+                            f"{{{', '.join(f'{v:.6f}' for v in values.ravel())}}}")
+        elif spec and spec[0] == "int64":
+            values = np.asarray(spec[1], dtype=np.int64)
+            declared.append(f"int64[{values.size}] {name} = {{{', '.join(map(str, values))}}}")
+        else:
+            values = rng.uniform(-1, 1, spec)
+            declared.append(f"float[{','.join(map(str, spec))}] {name} = "
+                            f"{{{', '.join(f'{v:.6f}' for v in values.ravel())}}}")
+    text = f"{HEADER}{signature}\n<{', '.join(declared)}>\n{{\n" + "\n".join(f"  {line}" for line in body) + "\n}"
+    model = parse(text)
+    InferShapes()(model)
+    return model
+
+
+def residual() -> ir.Model:
+    """Two convs added (a residual): one group; the classifier conv's output is the graph's."""
+    return build("g (float[N, 3, 8, 8] x) => (float[N, 4, 8, 8] out)",
+                 {"Wa": (16, 3, 3, 3), "Ba": (16,), "Wb": (16, 16, 3, 3), "Bb": (16,), "Wc": (4, 16, 1, 1)},
+                 ["a = Conv<pads = [1, 1, 1, 1]>(x, Wa, Ba)", "ra = Relu(a)",
+                  "b = Conv<pads = [1, 1, 1, 1]>(ra, Wb, Bb)", "s = Add(ra, b)", "rs = Relu(s)",
+                  "out = Conv(rs, Wc)"])
+
+
+def concat() -> ir.Model:
+    """Two convs concatenated on the channels, a per-channel BatchNormalization after the Concat."""
+    return build("g (float[N, 3, 8, 8] x) => (float[N, 5, 8, 8] out)",
+                 {"Wa": (6, 3, 3, 3), "Wb": (10, 3, 1, 1), "Bb": (10,), "g": (16,), "be": (16,), "m": (16,),
+                  "v": ("positive", (16,)), "Wc": (5, 16, 3, 3)},
+                 ["a = Conv<pads = [1, 1, 1, 1]>(x, Wa)", "b = Conv(x, Wb, Bb)", "c = Concat<axis = 1>(a, b)",
+                  "n = BatchNormalization(c, g, be, m, v)", "r = Relu(n)",
+                  "out = Conv<pads = [1, 1, 1, 1]>(r, Wc)"])
+
+
+def depthwise() -> ir.Model:
+    """A pointwise conv, a depthwise conv (per-channel), a per-channel Mul, a conv reading them."""
+    return build("g (float[N, 3, 8, 8] x) => (float[N, 4, 8, 8] out)",
+                 {"Wa": (12, 3, 1, 1), "Wd": (12, 1, 3, 3), "Bd": (12,), "s": (1, 12, 1, 1), "Wc": (4, 12, 1, 1)},
+                 ["a = Conv(x, Wa)", "d = Conv<group = 12, pads = [1, 1, 1, 1]>(a, Wd, Bd)", "m = Mul(d, s)",
+                  "r = Relu(m)", "out = Conv(r, Wc)"])
+
+
+def flatten_gemm() -> ir.Model:
+    """A conv flattened into a Gemm: each channel is H·W = 9 of the Gemm's rows."""
+    return build("g (float[N, 3, 5, 5] x) => (float[N, 5] out)",
+                 {"Wa": (8, 3, 3, 3), "Ba": (8,), "Wg": (6, 72), "Bg": (6,), "Wo": (6, 5)},
+                 ["a = Conv(x, Wa, Ba)", "r = Relu(a)", "f = Flatten(r)", "h = Gemm<transB = 1>(f, Wg, Bg)",
+                  "hr = Relu(h)", "out = MatMul(hr, Wo)"])
+
+
+def split() -> ir.Model:
+    """A conv's channels split in two, each piece read by its own conv, the results added."""
+    return build("g (float[N, 3, 6, 6] x) => (float[N, 4, 6, 6] out)",
+                 {"Wa": (12, 3, 1, 1), "sizes": ("int64", [4, 8]), "Wp": (4, 4, 1, 1), "Wq": (4, 8, 1, 1)},
+                 ["a = Conv(x, Wa)", "p, q = Split<axis = 1>(a, sizes)", "cp = Conv(p, Wp)", "cq = Conv(q, Wq)",
+                  "out = Add(cp, cq)"])
+
+
+def barrier() -> ir.Model:
+    """A channel shuffle spelled as Reshape/Transpose/Reshape: the Reshape splits the channel axis."""
+    return build("g (float[N, 3, 4, 4] x) => (float[N, 2, 4, 4] out)",
+                 {"Wa": (8, 3, 1, 1), "split_shape": ("int64", [0, 2, 4, 4, 4]),
+                  "merge_shape": ("int64", [0, 8, 4, 4]), "Wc": (2, 8, 1, 1)},
+                 ["a = Conv(x, Wa)", "s = Reshape(a, split_shape)", "t = Transpose<perm = [0, 2, 1, 3, 4]>(s)",
+                  "m = Reshape(t, merge_shape)", "out = Conv(m, Wc)"])
