@@ -14,10 +14,11 @@ from qconvert.errors import QConvertError
 from qconvert.pipeline.options import (FINETUNE_LR, QAT_LR, CalibrationOptions, ConvertOptions, EvalOptions,
                                        MeasureOptions, MixedPrecisionOptions, RoundingOptions, SourceOptions,
                                        TrainingOptions)
+from qconvert.pipeline.options import BundleOptions
 from qconvert.quant.config import DEFAULT_METHOD, QuantConfig, make_config
 from qconvert.quant.data import ImageOptions
 
-SUBCOMMANDS = ("inspect", "targets", "sensitivity", "ops")
+SUBCOMMANDS = ("inspect", "targets", "sensitivity", "ops", "package")
 
 
 class DefaultToConvert(click.Group):
@@ -188,6 +189,27 @@ with_rounding_options = option_group(
 )
 
 
+def _bundle_options(bundle, micro) -> BundleOptions:
+    from qconvert.errors import UsageError
+
+    if bundle is None:
+        if micro:
+            raise UsageError("--micro is read by --bundle; add --bundle")
+        return BundleOptions()
+    names = tuple(t.strip() for t in bundle.split(",") if t.strip() and t.strip() != "all")
+    return BundleOptions(True, names, micro)
+
+
+with_bundle_options = option_group(
+    "bundle", _bundle_options,
+    click.option("--bundle", is_flag=False, flag_value="all", default=None, metavar="[TARGETS]",
+                 help="Also write OUT/bundle-<target>/ deployment bundles (see `qconvert package`): for the targets "
+                 "named, comma separated, or alone for every target that wrote an artifact."),
+    click.option("--micro", is_flag=True, help="With --bundle, TFLite targets: also the TFLite Micro C array, op "
+                 "resolver and measured tensor arena."),
+)
+
+
 @click.group(cls=DefaultToConvert, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qconvert")
 def main():
@@ -208,6 +230,7 @@ def main():
 @with_rounding_options
 @with_eval_options
 @with_source_options
+@with_bundle_options
 @click.option("--seed", type=int, default=ConvertOptions.seed, show_default=True,
               help="Random parity/timing inputs, calibration sampling and training order.")
 @debug_option
@@ -298,6 +321,23 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         Console(width=200).print(sensitivity_table(result))
+
+
+@main.command("package")
+@click.argument("run_dir")
+@click.option("--target", required=True, help="The target whose artifact is bundled (one of the conversion's).")
+@click.option("-o", "--out", "out_dir", required=True, help="Bundle folder; must not exist, or be empty.")
+@click.option("--micro", is_flag=True, help="TFLite targets: also the TFLite Micro C array, op resolver and the "
+              "tensor arena measured in the tflite-micro interpreter.")
+@debug_option
+def package_command(run_dir, target, out_dir, micro, debug):
+    """A verified deployment bundle from a conversion's output folder: the artifact at batch 1 with static
+    shapes, manifest.json, SHA256SUMS, golden inputs and outputs, verify.py, a model card."""
+    from qconvert.bundle.package import package
+
+    manifest = _run(debug, package, run_dir, target, out_dir, micro_extras=micro)
+    click.echo(f"{out_dir}: {manifest['target']['name']} bundle, {len(manifest['artifacts'])} files; check it with "
+               f"`python {out_dir}/verify.py`")
 
 
 @main.command("targets")

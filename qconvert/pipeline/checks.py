@@ -7,6 +7,7 @@ from pathlib import Path
 
 from qconvert.backends.targets import IRVariant, Quantization, Target, resolve_targets
 from qconvert.errors import UsageError
+from qconvert.pipeline.bundle import check_bundle
 from qconvert.pipeline.options import ConvertOptions
 from qconvert.quant.data import check_data_path
 
@@ -23,6 +24,7 @@ def check_conversion(names: list[str], options: ConvertOptions, out: Path) -> tu
     _check_engine(options.emit.torch_engine, targets)
     _check_quantization_options([t for t in targets if t.name not in uncalibrated], options)
     _check_training_options([t for t in targets if t.name not in uncalibrated], options)
+    check_bundle([t.name for t in targets], options)
     return targets, uncalibrated
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from qconvert.backends.hardware import physical_cores
 from qconvert.backends.measure import RunSettings
 from qconvert.pipeline.analyses import int8_parity
+from qconvert.pipeline.bundle import keep_for_packaging, write_bundles
 from qconvert.pipeline.checks import check_conversion
 from qconvert.pipeline.data import load_data
 from qconvert.pipeline.emit import emit_targets
@@ -33,7 +34,9 @@ STAGES = [
     quantization_aware,  # --qat: the QDQ IR trained, its weights and scales written back
     emit_targets,  # every target from the variant it consumes, measured in its runtime
     int8_parity,  # analyses of the measured artifacts
+    keep_for_packaging,  # OUT/packaging/: what `qconvert package` reads besides the report and artifacts
     write_report,  # OUT/report.json
+    write_bundles,  # --bundle: OUT/bundle-<target>/, from the written report
 ]
 
 

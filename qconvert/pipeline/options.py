@@ -100,6 +100,15 @@ class RoundingOptions:
 
 
 @dataclass(frozen=True)
+class BundleOptions:
+    """--bundle: deployment bundles (qconvert.bundle) written after the report."""
+
+    enabled: bool = False
+    targets: tuple[str, ...] = ()  # the targets bundled; empty: every target that wrote an artifact
+    micro: bool = False  # TFLite targets: also the TFLite Micro C array, op resolver and measured arena
+
+
+@dataclass(frozen=True)
 class ConvertOptions:
     """Everything a conversion reads besides the model, the targets and the output folder."""
 
@@ -112,4 +121,5 @@ class ConvertOptions:
     training: TrainingOptions = TrainingOptions()
     rounding: RoundingOptions = RoundingOptions()
     emit: EmitOptions = EmitOptions()  # its `quant` is ignored: the emit stage sets it from `quant`
+    bundle: BundleOptions = BundleOptions()
     seed: int = 0  # random parity and timing feeds, random calibration data and its sampling, training
