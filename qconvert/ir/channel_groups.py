@@ -293,6 +293,8 @@ class _Analysis:
         self._weighted(node, a, out, weight, 0, 1, _rank(a) - 1 if _rank(a) else None)
 
     def _weighted(self, node, a, out, weight, k_axis, n_axis, a_axis) -> None:
+        if a_axis is None:  # rank unknown: which axis it reads is unknown too
+            self._freeze(a, f"{_describe(node)} reads an input of unknown rank")
         track = None if a_axis is None else self._input_channels(node, a, a_axis, weight.shape[k_axis])
         self._set(out, _rank(out) - 1 if _rank(out) else 1, self._new_ids(weight.shape[n_axis]))
         self.producers.append(Producer(node, out.name, weight, n_axis))

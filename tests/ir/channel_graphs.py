@@ -13,7 +13,8 @@ HEADER = '<ir_version: 10, opset_import: ["" : 18]>\n'
 
 def build(signature: str, weights: dict[str, tuple], body: list[str], seed: int = 0) -> ir.Model:
     """A model from `signature`, `body` lines and random float weights {name: shape} (int64 arrays given
-    as ("int64", values), positive ones as ("positive", shape)), with every intermediate shape inferred."""
+    as ("int64", values), given floats as ("float", values), positive ones as
+    ("positive", shape)), with every intermediate shape inferred."""
     rng = np.random.default_rng(seed)
     declared = []
     for name, spec in weights.items():
@@ -21,6 +22,9 @@ def build(signature: str, weights: dict[str, tuple], body: list[str], seed: int 
             values = rng.uniform(0.5, 1.5, spec[1])
             declared.append(f"float[{','.join(map(str, spec[1]))}] {name} = "
                             f"{{{', '.join(f'{v:.6f}' for v in values.ravel())}}}")
+        elif spec and spec[0] == "float":
+            values = np.asarray(spec[1], dtype=np.float32)
+            declared.append(f"float[{values.size}] {name} = {{{', '.join(map(str, values))}}}")
         elif spec and spec[0] == "int64":
             values = np.asarray(spec[1], dtype=np.int64)
             declared.append(f"int64[{values.size}] {name} = {{{', '.join(map(str, values))}}}")
@@ -84,3 +88,15 @@ def barrier() -> ir.Model:
                   "merge_shape": ("int64", [0, 8, 4, 4]), "Wc": (2, 8, 1, 1)},
                  ["a = Conv(x, Wa)", "s = Reshape(a, split_shape)", "t = Transpose<perm = [0, 2, 1, 3, 4]>(s)",
                   "m = Reshape(t, merge_shape)", "out = Conv(m, Wc)"])
+
+
+def slice_gather() -> ir.Model:
+    """Channels 2..6 sliced out and channels [7, 0, 3, 3] gathered from one conv, each read by a conv; a
+    nearest-neighbour Resize before them that leaves the channels alone."""
+    return build("g (float[N, 3, 4, 4] x) => (float[N, 2, 8, 8] out)",
+                 {"Wa": (8, 3, 1, 1), "starts": ("int64", [2]), "ends": ("int64", [7]), "axes": ("int64", [1]),
+                  "idx": ("int64", [7, 0, 3, 3]), "scales": ("float", [1, 1, 2, 2]), "Ws": (2, 5, 1, 1),
+                  "Wg": (2, 4, 1, 1)},
+                 ["a = Conv(x, Wa)", "r = Resize<mode = \"nearest\">(a, , scales)",
+                  "s = Slice(r, starts, ends, axes)", "g = Gather<axis = 1>(r, idx)", "cs = Conv(s, Ws)",
+                  "cg = Conv(g, Wg)", "out = Add(cs, cg)"])

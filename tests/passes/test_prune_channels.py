@@ -15,7 +15,7 @@ from tests.ir import channel_graphs
 from tests.passes.channel_zeroing import zeroed
 from tests.passes.helpers import ops, random_inputs, run
 
-GRAPHS = ["residual", "concat", "depthwise", "flatten_gemm", "split", "barrier"]
+GRAPHS = ["residual", "concat", "depthwise", "flatten_gemm", "split", "slice_gather", "barrier"]
 
 
 def _shape(model, name):
@@ -77,6 +77,18 @@ def test_split_sizes_follow_the_kept_channels():
     split = next(node for node in pruned.graph if node.op_type == "Split")
     assert constant_array(split.inputs[1]).tolist() == [int(report.keep["p"].sum()), int(report.keep["q"].sum())]
     assert sum(constant_array(split.inputs[1])) == 6
+
+
+def test_slice_and_gather_are_renumbered_in_kept_channels():
+    model = channel_graphs.slice_gather()
+    pruned, report = prune_channels(model, 0.5, multiple_of=1)
+    keep = report.keep["r"]
+    position = np.cumsum(keep) - 1
+    nodes = {node.op_type: node for node in pruned.graph}
+    kept_slice = [c for c in range(2, 7) if keep[c]]
+    assert constant_array(nodes["Slice"].inputs[1]).tolist() == [position[kept_slice[0]]]
+    assert constant_array(nodes["Slice"].inputs[2]).tolist() == [position[kept_slice[-1]] + 1]
+    assert constant_array(nodes["Gather"].inputs[1]).tolist() == [position[c] for c in (7, 0, 3, 3) if keep[c]]
 
 
 def test_kept_counts_round_up_to_the_multiple_and_never_past_the_group():
