@@ -134,9 +134,8 @@ class _Analysis:
 
     def run(self) -> ChannelGroups:
         for node in self.graph:
-            if _outer_values(node):
-                self._freeze_values(_outer_values(node), f"{_describe(node)} reads them inside a subgraph")
-                continue
+            # If/Loop bodies are not followed: what they read from this graph keeps its channels.
+            self._freeze_values(_outer_values(node), f"{_describe(node)} reads them inside a subgraph")
             if node.op_type in PRODUCERS and node.domain in ("", "ai.onnx"):
                 self._guarded(node, getattr(self, f"_{node.op_type.lower()}"))
             elif any(self._track(v) is not None for v in node.inputs):

@@ -100,3 +100,11 @@ def slice_gather() -> ir.Model:
                  ["a = Conv(x, Wa)", "r = Resize<mode = \"nearest\">(a, , scales)",
                   "s = Slice(r, starts, ends, axes)", "g = Gather<axis = 1>(r, idx)", "cs = Conv(s, Ws)",
                   "cg = Conv(g, Wg)", "out = Add(cs, cg)"])
+
+
+def unknown_ops() -> ir.Model:
+    """A grouped conv (channels tied in blocks) and an LRN (mixes neighbouring channels) after two convs."""
+    return build("g (float[N, 3, 4, 4] x) => (float[N, 2, 4, 4] out, float[N, 2, 4, 4] out2)",
+                 {"Wa": (8, 3, 1, 1), "Wb": (8, 4, 1, 1), "Wc": (2, 8, 1, 1), "Wd": (6, 3, 1, 1), "We": (2, 6, 1, 1)},
+                 ["a = Conv(x, Wa)", "b = Conv<group = 2>(a, Wb)", "out = Conv(b, Wc)",
+                  "d = Conv(x, Wd)", "l = LRN<size = 3>(d)", "out2 = Conv(l, We)"])

@@ -82,3 +82,11 @@ def test_every_channel_is_in_exactly_one_group():
         analysis = analyze(build().graph)
         units = [u for g in analysis.groups for u in g.units]
         assert len(units) == len(set(units)) == len(np.unique(analysis.unit_of))
+
+
+def test_grouped_convs_and_unknown_ops_freeze_what_they_read():
+    analysis, groups = _groups(channel_graphs.unknown_ops())
+    assert groups["a"].frozen == "grouped Conv 'b' (group=2) ties channels in blocks"
+    assert groups["d"].frozen == "LRN 'l' is not known to keep channels apart"
+    assert "b" not in analysis.tracks and "l" not in analysis.tracks
+    assert [g.name for g in analysis.prunable] == []
