@@ -129,6 +129,9 @@ class _Analysis:
         self.count = 0
         self.tied: list[np.ndarray] = []  # ids ranked together (one producer's outputs, one frozen tensor)
         self.frozen: list[tuple[np.ndarray, str]] = []  # in the order found: the first reason wins
+        # Shape arithmetic: per int vector computed from a Shape, the tensor whose channel count each entry
+        # is (None: another dim or a constant). Exporters build a Reshape's shape so from the batch.
+        self.counts: dict[str, list[str | None]] = {}
 
     # -- walking the graph ------------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class _Analysis:
         for node in self.graph:
             # If/Loop bodies are not followed: what they read from this graph keeps its channels.
             self._freeze_values(_outer_values(node), f"{_describe(node)} reads them inside a subgraph")
+            self._follow_counts(node)
             if node.op_type in PRODUCERS and node.domain in ("", "ai.onnx"):
                 self._guarded(node, getattr(self, f"_{node.op_type.lower()}"))
             elif any(self._track(v) is not None for v in node.inputs):
@@ -166,6 +170,7 @@ class _Analysis:
             handler(node)
         except _Barrier as barrier:
             self._freeze_values([v for v in node.inputs if v is not None], str(barrier))
+            self._freeze_counts(node, str(barrier))
             for out in node.outputs:
                 self.tracks.pop(out.name, None)
 
@@ -188,6 +193,25 @@ class _Analysis:
     def _freeze_values(self, values, reason: str) -> None:
         for value in values:
             self._freeze(value, reason)
+
+    def _freeze_counts(self, node: ir.Node, reason: str) -> None:
+        """Freeze the tensors whose channel count `node`'s inputs hold."""
+        for value in node.inputs:
+            for name in self.counts.get(value.name, []) if value is not None else []:
+                if name is not None and name in self.tracks:
+                    self.frozen.append((self.tracks[name].ids, reason))
+
+    def _follow_counts(self, node: ir.Node) -> None:
+        """Carry channel counts through shape arithmetic; a use that is neither that nor the shape of a
+        Reshape of the same channels (`_reshape_op` checks it) freezes the tensors they count."""
+        held = [i for i, v in enumerate(node.inputs) if v is not None and any(self.counts.get(v.name, []))]
+        if not held or (node.op_type == "Reshape" and held == [1] and self._track(node.inputs[0]) is not None):
+            return
+        entries = _count_step(node, self.counts) if node.domain in ("", "ai.onnx") else None
+        if entries is None or any(out.is_graph_output() for out in node.outputs):
+            self._freeze_counts(node, f"{_describe(node)} uses the channel count")
+        else:
+            self.counts[node.outputs[0].name] = entries
 
     def _unite(self, a: np.ndarray, b: np.ndarray) -> None:
         for x, y in zip(a.tolist(), b.tolist()):
@@ -507,7 +531,8 @@ class _Analysis:
 
     def _reshape_op(self, node: ir.Node) -> None:
         x, out = node.inputs[0], node.outputs[0]
-        if constant_array(node.inputs[1]) is None:
+        counts = None if constant_array(node.inputs[1]) is not None else self.counts.get(node.inputs[1].name)
+        if constant_array(node.inputs[1]) is None and counts is None:
             raise _Barrier(f"{_describe(node)} takes its shape at run time")
         track, dims, out_dims = self._track(x), _dims(x), _dims(out)
         if dims is None or out_dims is None:
@@ -519,12 +544,13 @@ class _Analysis:
                 break
         else:
             raise _Barrier(f"{_describe(node)} merges the channel axis with the ones before it")
-        self._merge_into(node, track, dims, b, out_dims, reshape=True)
+        self._merge_into(node, track, dims, b, out_dims, reshape=True, counts=counts)
 
-    def _merge_into(self, node, track, dims, b, out_dims, reshape=False) -> None:
+    def _merge_into(self, node, track, dims, b, out_dims, reshape=False, counts=None) -> None:
         """The channels of `dims` (tracked on `track.axis`) land on output axis `b`: each channel's
         positions, `inner` times the dims after the channel axis, must tile that output axis and those
-        after it."""
+        after it. A Reshape's shape computed at run time (`counts`) must take that axis from the
+        channel count of these same channels, and no other entry from a channel count."""
         if dims is None or any(not isinstance(d, int) for d in dims[track.axis + 1:]):
             raise _Barrier(f"{_describe(node)} has shapes not known before run time")
         out = node.outputs[0]
@@ -540,6 +566,14 @@ class _Analysis:
         inner = span // after
         if out_dims[b] != len(track.ids) * inner:
             raise _Barrier(f"{_describe(node)} splits the channel axis")
+        if counts is not None:
+            source = self.tracks.get(counts[b]) if b < len(counts) and counts[b] is not None else None
+            others = [c for i, c in enumerate(counts) if c is not None and i != b]
+            if inner != 1 or source is None or not np.array_equal(source.ids, track.ids) or others:
+                raise _Barrier(f"{_describe(node)} takes a shape computed at run time that does not count the "
+                               f"channels")
+            self._set(out, b, track.ids)  # the shape follows the channel count by itself
+            return
         self._set(out, b, track.ids, inner)
         self.edits.append(Edit(EditKind.RESHAPE, node, out.name, index=b))
 
@@ -587,27 +621,13 @@ class _Analysis:
         self._set(node.outputs[0], track.axis, track.ids, track.inner)
 
     def _shape_op(self, node: ir.Node) -> None:
-        """A shape read is harmless where only other dims are used (the batch, for a Reshape)."""
+        """Which entry of the shape is the channel count (followed by `_follow_counts`)."""
         x, out = node.inputs[0], node.outputs[0]
         track, rank = self._track(x), _rank(x)
         start = _axis(node.attributes.get_int("start", 0), rank)
         end = node.attributes.get_int("end", rank)
         end = _axis(end, rank) if end < 0 else min(end, rank)
-        if not start <= track.axis < end:
-            return
-        entry = track.axis - start
-        for use in out.uses():
-            user = use.node
-            if user.op_type == "Gather" and use.idx == 0:
-                picked = constant_array(user.inputs[1])
-                if picked is not None and entry not in {_axis(int(i), end - start) for i in picked.ravel()}:
-                    continue
-            if user.op_type == "Slice" and use.idx == 0:
-                starts, ends = _const_list(user.inputs[1]), _const_list(user.inputs[2])
-                if starts is not None and ends is not None and len(starts) == 1 and len(_input_list(user)) <= 3:
-                    if entry not in range(*slice(starts[0], ends[0]).indices(end - start)):
-                        continue
-            raise _Barrier(f"{_describe(node)} reads the channel count")
+        self.counts[out.name] = [x.name if axis == track.axis else None for axis in range(start, end)]
         if out.is_graph_output():
             raise _Barrier(f"{_describe(node)} reads the channel count")
 
@@ -674,12 +694,37 @@ def _outer_values(node: ir.Node) -> list[ir.Value]:
     return found
 
 
+def _count_step(node: ir.Node, counts: dict[str, list]) -> list | None:
+    """The count entries of `node`'s output where it is a step of shape arithmetic; else None."""
+    entries = counts.get(node.inputs[0].name) if node.inputs and node.inputs[0] is not None else None
+    op = node.op_type
+    if op in ("Cast", "Identity", "Unsqueeze", "Squeeze") and entries is not None:
+        return list(entries)
+    if op == "Gather" and entries is not None and node.attributes.get_int("axis", 0) == 0:
+        indices = constant_array(node.inputs[1])
+        return None if indices is None else [entries[int(i)] for i in indices.ravel()]
+    if op == "Slice" and entries is not None:
+        starts, ends = _const_list(node.inputs[1]), _const_list(node.inputs[2])
+        axes = _const_list(_input(node, 3)) if _input(node, 3) is not None else [0]
+        steps = _const_list(_input(node, 4)) if _input(node, 4) is not None else [1]
+        if None in (starts, ends, axes, steps) or axes not in ([0], [-1]) or len(steps) != 1:
+            return None
+        return entries[slice(starts[0], ends[0], steps[0])]
+    if op == "Concat":
+        joined = []
+        for value in node.inputs:
+            if value is not None and value.name in counts:
+                joined += counts[value.name]
+            elif value is not None and _rank(value) in (0, 1) and (_rank(value) == 0 or _dim(value, 0) is not None):
+                joined += [None] * (1 if _rank(value) == 0 else _dim(value, 0))
+            else:
+                return None
+        return joined
+    return None
+
+
 def _input(node: ir.Node, index: int) -> ir.Value | None:
     return node.inputs[index] if len(node.inputs) > index else None
-
-
-def _input_list(node: ir.Node) -> list[ir.Value]:
-    return [v for v in node.inputs if v is not None]
 
 
 def _rank(value: ir.Value | None) -> int | None:

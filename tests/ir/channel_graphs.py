@@ -108,3 +108,20 @@ def unknown_ops() -> ir.Model:
                  {"Wa": (8, 3, 1, 1), "Wb": (8, 4, 1, 1), "Wc": (2, 8, 1, 1), "Wd": (6, 3, 1, 1), "We": (2, 6, 1, 1)},
                  ["a = Conv(x, Wa)", "b = Conv<group = 2>(a, Wb)", "out = Conv(b, Wc)",
                   "d = Conv(x, Wd)", "l = LRN<size = 3>(d)", "out2 = Conv(l, We)"])
+
+
+def runtime_reshape(scaled: bool = False) -> ir.Model:
+    """Keras's UpSampling2D as tf2onnx writes it: rows repeated by Unsqueeze/Tile and merged by a Reshape
+    whose shape is computed from Shape(a) at run time (NHWC inside, the channel count its last entry).
+    `scaled`: the shape vector goes through a Mul first, which the analysis does not follow."""
+    shape = "scaled = Mul(picked, ones)" if scaled else "scaled = Cast<to = 7>(picked)"
+    return build("g (float[N, 3, 4, 4] x) => (float[N, 2, 8, 4] out)",
+                 {"Wa": (8, 3, 1, 1), "order": ("int64", [0, 2, 3, 1]), "ones": ("int64", [1, 1, 1, 1]),
+                  "axis2": ("int64", [2]), "reps": ("int64", [1, 1, 2, 1, 1]), "rows": ("int64", [8]),
+                  "zero": ("int64", [0]), "one": ("int64", [1]), "two": ("int64", [2]), "four": ("int64", [4]),
+                  "Wc": (2, 8, 1, 1)},
+                 ["a = Conv(x, Wa)", "t = Transpose<perm = [0, 2, 3, 1]>(a)", "u = Unsqueeze(t, axis2)",
+                  "tiled = Tile(u, reps)", "sh = Shape(a)", "picked = Gather(sh, order)", shape,
+                  "batch = Slice(scaled, zero, one)", "tail = Slice(scaled, two, four)",
+                  "target = Concat<axis = 0>(batch, rows, tail)", "r = Reshape(tiled, target)",
+                  "back = Transpose<perm = [0, 3, 1, 2]>(r)", "out = Conv(back, Wc)"])

@@ -90,3 +90,12 @@ def test_grouped_convs_and_unknown_ops_freeze_what_they_read():
     assert groups["d"].frozen == "LRN 'l' is not known to keep channels apart"
     assert "b" not in analysis.tracks and "l" not in analysis.tracks
     assert [g.name for g in analysis.prunable] == []
+
+
+def test_a_reshape_whose_run_time_shape_counts_the_channels_follows_them():
+    analysis, groups = _groups(channel_graphs.runtime_reshape())
+    assert groups["a"].frozen is None and _units(analysis, "back") == _units(analysis, "a")
+    assert (analysis.tracks["r"].axis, analysis.tracks["back"].axis) == (3, 1)
+    assert not [e for e in analysis.edits if e.node.op_type == "Reshape"]  # its shape follows by itself
+    _, groups = _groups(channel_graphs.runtime_reshape(scaled=True))
+    assert groups["a"].frozen == "Mul 'scaled' uses the channel count"
