@@ -9,11 +9,12 @@ import math
 def _number(value, digits: int = 1) -> str:
     if value is None:
         return "–"
+    value = float(value)  # report.json writes an infinite SQNR (identical outputs) as "inf"
     return "exact" if isinstance(value, float) and math.isinf(value) and value > 0 else f"{value:.{digits}f}"
 
 
 def fmt(value) -> str:
-    return "–" if value is None else f"{value:.3g}"
+    return "–" if value is None else f"{float(value):.3g}"
 
 
 def model_card(m: dict) -> str:
