@@ -7,6 +7,7 @@ leaves no bundle at all, never half of one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -49,6 +50,17 @@ def package(run_dir: str | Path, target: str, out: str | Path, *, micro_extras: 
         if work.exists():
             shutil.rmtree(work)
     return document
+
+
+def _finite(value):
+    """Strict JSON: an infinite SQNR (identical outputs) as "inf", as report.json writes it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _build(run, folder: Path, micro_extras: bool, ethos_u: bool) -> dict:
@@ -127,7 +139,8 @@ def _assemble(run, folder: Path, scratch: Path, micro_extras: bool, ethos_u: boo
     problems = manifest.check(document)
     if problems:  # a bug of ours, never the user's input
         raise RuntimeError(f"manifest does not follow its schema: {'; '.join(problems)}")
-    (folder / "manifest.json").write_text(json.dumps(document, indent=2))
+    document = _finite(document)
+    (folder / "manifest.json").write_text(json.dumps(document, indent=2, allow_nan=False))
     from qconvert.bundle.card import model_card
 
     (folder / "README.md").write_text(model_card(document))
