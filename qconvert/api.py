@@ -12,7 +12,9 @@ from qconvert.backends.targets import EmitOptions
 from qconvert.pipeline import convert as pipeline_convert
 from qconvert.pipeline import sensitivity as pipeline_sensitivity
 from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
-                                       MixedPrecisionOptions, RoundingOptions, SourceOptions, TrainingOptions)
+                                       MixedPrecisionOptions, PruneOptions, RoundingOptions, SourceOptions,
+                                       TrainingOptions)
+from qconvert.prune.method import parse_method
 from qconvert.pipeline.state import Progress
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.data import ImageOptions
@@ -44,6 +46,13 @@ def convert(
     metric: str | None = EvalOptions.metric,
     max_drop: float | None = MixedPrecisionOptions.max_drop,
     engine: str | None = EmitOptions.torch_engine,
+    prune: float | None = PruneOptions.sparsity,
+    prune_method: str = PruneOptions.method.name,
+    prune_steps: int = PruneOptions.steps,
+    prune_depthwise: bool = PruneOptions.depthwise,
+    prune_keep_first_last: bool = PruneOptions.keep_first_last,
+    prune_importance: str = PruneOptions.importance,
+    prune_multiple_of: int = PruneOptions.multiple_of,
     train: str | None = TrainingOptions.train_path,
     finetune: bool = TrainingOptions.finetune,
     qat: bool = TrainingOptions.qat,
@@ -60,7 +69,8 @@ def convert(
     PyTorch int8 engine (x86, qnnpack for ARM...) torch-int8/torch-dynamic weights are packed for;
     `train`: an .npz of inputs (and optional labels) that `finetune` (the float model, first) and `qat` (the
     static int8 model, after calibration) train on; `adaround`, `bias_correction`: label-free PTQ
-    refinements on the calibration set."""
+    refinements on the calibration set; `prune`: the share of weights pruned from the float model first
+    (`prune_method` layer, global, channel or N:M; `prune_steps` > 1 fine-tunes between steps)."""
     options = ConvertOptions(
         source=SourceOptions(tuple(input_shapes), weights, trust_code),
         measure=MeasureOptions(device, threads, batch, parity_samples, runs, warmup),
@@ -68,6 +78,8 @@ def convert(
         evaluation=EvalOptions(eval_path, metric),
         quant=quant,
         mixed=MixedPrecisionOptions(max_drop),
+        pruning=PruneOptions(prune, parse_method(prune_method), prune_steps, prune_depthwise, prune_keep_first_last,
+                             prune_importance, prune_multiple_of),
         training=TrainingOptions(train, finetune, qat, epochs, lr, train_batch, temperature),
         rounding=RoundingOptions(adaround, bias_correction),
         emit=EmitOptions(io_layout=io_layout, torch_engine=engine),

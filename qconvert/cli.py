@@ -10,15 +10,16 @@ from typing import Any, Callable
 import click
 
 from qconvert.backends.targets import EmitOptions
-from qconvert.errors import QConvertError
+from qconvert.errors import QConvertError, UsageError
 from qconvert.pipeline.options import (FINETUNE_LR, QAT_LR, CalibrationOptions, ConvertOptions, EvalOptions,
-                                       MeasureOptions, MixedPrecisionOptions, RoundingOptions, SourceOptions,
-                                       TrainingOptions)
+                                       MeasureOptions, MixedPrecisionOptions, PruneOptions, RoundingOptions,
+                                       SourceOptions, TrainingOptions)
+from qconvert.prune.method import parse_method
 from qconvert.pipeline.options import BundleOptions
 from qconvert.quant.config import DEFAULT_METHOD, QuantConfig, make_config
 from qconvert.quant.data import ImageOptions
 
-SUBCOMMANDS = ("inspect", "targets", "sensitivity", "ops", "package")
+SUBCOMMANDS = ("inspect", "targets", "sensitivity", "prune-sweep", "ops", "package")
 
 
 class DefaultToConvert(click.Group):
@@ -180,6 +181,34 @@ with_training_options = option_group(
                  help="Distillation temperature for class scores (training without labels)."),
 )
 
+
+def _prune_options(prune, prune_method, prune_steps, prune_depthwise, prune_keep_first_last, prune_importance,
+                   prune_multiple_of) -> PruneOptions:
+    return PruneOptions(prune, parse_method(prune_method), prune_steps, prune_depthwise, prune_keep_first_last,
+                        prune_importance, prune_multiple_of)
+
+
+with_prune_options = option_group(
+    "pruning", _prune_options,
+    click.option("--prune", type=float, metavar="S", help="Prune the float model before anything "
+                 "else: the share of weights zeroed (channel: of each channel group's filters removed), 0..1."),
+    click.option("--prune-method", default=PruneOptions.method.name, show_default=True,
+                 metavar="METHOD", help="layer | global (one threshold for all layers) | channel (filters removed, "
+                 "the graph shrinks) | N:M (e.g. 2:4)."),
+    click.option("--prune-steps", type=int, default=PruneOptions.steps, show_default=True,
+                 help="Iterative pruning in K steps on the cubic schedule, fine-tuned between steps (needs "
+                 "--finetune)."),
+    click.option("--prune-depthwise", is_flag=True, help="Unstructured: prune depthwise conv "
+                 "weights too."),
+    click.option("--prune-keep-first-last", is_flag=True, help="Unstructured: leave the first "
+                 "and last layers dense."),
+    click.option("--prune-importance", type=click.Choice(["l1", "l2", "bn"]),
+                 default=PruneOptions.importance, show_default=True, help="Channel: filter L1/L2 norm or BatchNorm "
+                 "gamma."),
+    click.option("--prune-multiple-of", type=click.IntRange(min=1), default=PruneOptions.multiple_of,
+                 show_default=True, help="Channel: kept channels rounded up to a multiple of this."),
+)
+
 with_rounding_options = option_group(
     "rounding", RoundingOptions,
     click.option("--adaround", is_flag=True, help="Static int8: choose each weight's rounding per layer on the "
@@ -226,6 +255,7 @@ def main():
 @with_calibration_options
 @with_quant_config
 @with_mixed_precision_options
+@with_prune_options
 @with_training_options
 @with_rounding_options
 @with_eval_options
@@ -258,6 +288,10 @@ def convert_command(model, to, out_dir, as_json, seed, debug, **groups):
             from qconvert.report.int8_parity import parity_table
 
             Console(width=200).print(parity_table(result.int8_parity))
+        if result.pruning:
+            from qconvert.report.pruning_table import pruning_table
+
+            Console(width=200).print(pruning_table(result))
         if result.training:
             from qconvert.report.training_table import training_table
 
@@ -321,6 +355,60 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         Console(width=200).print(sensitivity_table(result))
+
+
+@main.command("prune-sweep")
+@click.argument("model")
+@click.option("--sparsities", default="0,0.2,0.4,0.6,0.8", show_default=True, help="Comma separated, 0..1.")
+@click.option("--methods", default="layer,global,channel", show_default=True,
+              help="Comma separated: layer, global, channel, N:M.")
+@click.option("--train", "train_path", metavar="NPZ", help="Also fine-tune each point on these inputs (plus optional "
+              "'labels'; without, distil the unpruned model).")
+@click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True)
+@click.option("--lr", type=positive, default=None, help=f"Adam learning rate [{FINETUNE_LR:g}].")
+@click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch, show_default=True)
+@click.option("--prune-steps", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Iterative pruning per point, fine-tuned between steps (needs --train).")
+@click.option("--prune-depthwise", is_flag=True, help="Unstructured: prune depthwise conv weights too.")
+@click.option("--prune-keep-first-last", is_flag=True, help="Unstructured: leave the first and last layers dense.")
+@click.option("--prune-importance", type=click.Choice(["l1", "l2", "bn"]), default="l1", show_default=True)
+@click.option("--prune-multiple-of", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("-o", "--out", "out_dir", default="qconvert-out", show_default=True, help="Folder for "
+              "prune_sweep.json.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for onnxruntime and training [physical cores].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--seed", type=int, default=ConvertOptions.seed, show_default=True)
+@with_eval_options
+@with_source_options
+@debug_option
+def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, train_batch, prune_steps, prune_depthwise,
+                        prune_keep_first_last, prune_importance, prune_multiple_of, out_dir, threads, as_json, seed,
+                        evaluation, source, debug):
+    """The metric against sparsity for each pruning method, with and (--train) without fine-tuning."""
+    from rich.console import Console
+
+    from qconvert.pipeline.prune_sweep import prune_sweep
+    from qconvert.report.prune_sweep_table import prune_sweep_table
+
+    def run():
+        try:
+            shares = [float(s) for s in sparsities.split(",") if s.strip()]
+        except ValueError:
+            raise UsageError(f"--sparsities {sparsities}: give numbers from 0 up to 1, comma separated") from None
+        kinds = [parse_method(m) for m in methods.split(",") if m.strip()]
+        pruning = PruneOptions(None, steps=prune_steps, depthwise=prune_depthwise,
+                               keep_first_last=prune_keep_first_last, importance=prune_importance,
+                               multiple_of=prune_multiple_of)
+        training = TrainingOptions(train_path, finetune=train_path is not None, epochs=epochs, lr=lr,
+                                   train_batch=train_batch)
+        return prune_sweep(model, source, evaluation, kinds, shares, pruning, training, out_dir=out_dir,
+                           threads=threads, seed=seed)
+
+    result = _run(debug, run)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        Console(width=200).print(prune_sweep_table(result))
 
 
 @main.command("package")

@@ -25,6 +25,7 @@ def check_conversion(names: list[str], options: ConvertOptions, out: Path) -> tu
     _check_quantization_options([t for t in targets if t.name not in uncalibrated], options)
     _check_training_options([t for t in targets if t.name not in uncalibrated], options)
     check_bundle([t.name for t in targets], options)
+    _check_pruning_options(options)
     return targets, uncalibrated
 
 
@@ -85,3 +86,17 @@ def _check_training_options(targets: list[Target], options: ConvertOptions) -> N
         if not training.trains:
             raise UsageError("--train is read by --finetune and --qat; add one of them")
         check_data_path(training.train_path, trust_code=False, flag="--train")
+
+
+def _check_pruning_options(options: ConvertOptions) -> None:
+    pruning = options.pruning
+    if not pruning.prunes:
+        return
+    if pruning.steps > 1 and not options.training.finetune:
+        raise UsageError(f"--prune-steps {pruning.steps} fine-tunes between steps: add --finetune and --train "
+                         f"(or pass --prune-steps 1 for one-shot pruning)")
+    structured = pruning.method.kind.structured
+    for flag, asked in (("--prune-depthwise", pruning.depthwise), ("--prune-keep-first-last", pruning.keep_first_last)):
+        if asked and structured:
+            raise UsageError(f"{flag} applies to unstructured pruning (layer, global, N:M), not to "
+                             f"--prune-method {pruning.method.name}")

@@ -17,18 +17,20 @@ from qconvert.pipeline.options import ConvertOptions
 from qconvert.pipeline.quantize import quantize
 from qconvert.pipeline.report import start_report, write_report
 from qconvert.pipeline.state import ConversionState, Progress
-from qconvert.pipeline.train import finetune, measure_finetuned, quantization_aware, refine_rounding
+from qconvert.pipeline.prune import prune
+from qconvert.pipeline.train import finetune, measure_changed_float, quantization_aware, refine_rounding
 from qconvert.report.result import ConversionResult
 
 STAGES = [
     load,  # the source exported to the IR, and the cleaned float IR (IRVariant.FLOAT)
     load_data,  # needs the IR's inputs; bad data fails here, before anything is written
-    # Stages that turn the float IR into another float IR ([prune], fine-tune) go here, so that the float
-    # targets and the quantization both start from their result; a failure leaves nothing written.
+    # Stages that turn the float IR into another float IR go here, so that the float targets and the
+    # quantization both start from their result; a failure leaves nothing written.
+    prune,  # --prune: one-shot, or iterative with fine-tuning between steps
     finetune,  # --finetune
     start_report,  # the output folder and the report
     measure_source,  # the reference every row is compared with; it fixes the --eval metric
-    measure_finetuned,  # the fine-tuned IR's row; it becomes the reference
+    measure_changed_float,  # the pruned or fine-tuned IR's row; it becomes the reference
     quantize,  # PTQ: the QDQ IR (IRVariant.QDQ)
     refine_rounding,  # --adaround, --bias-correction: the QDQ IR's integers, scales kept
     quantization_aware,  # --qat: the QDQ IR trained, its weights and scales written back

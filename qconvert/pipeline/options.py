@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qconvert.backends.targets import EmitOptions
+from qconvert.errors import UsageError
+from qconvert.prune.method import PruneKind, PruneMethod
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.data import ImageOptions
 
@@ -91,6 +93,42 @@ FINETUNE_LR, QAT_LR = 1e-4, 1e-3
 
 
 @dataclass(frozen=True)
+class PruneOptions:
+    """Pruning the float IR before fine-tuning and quantization (qconvert.prune). Unstructured methods zero
+    weights (kept zero through training and int8); `channel` removes filters and shrinks the graph."""
+
+    sparsity: float | None = None  # the share of weights (channel: of each group's channels) removed; None: off
+    method: PruneMethod = PruneMethod(PruneKind.GLOBAL)
+    steps: int = 1  # > 1: iterative, on the cubic schedule, fine-tuned (--finetune) between steps
+    depthwise: bool = False  # unstructured: prune depthwise Conv weights too
+    keep_first_last: bool = False  # unstructured: leave the first and last prunable layers dense
+    importance: str = "l1"  # channel: l1 | l2 | bn (filter norm or BatchNorm gamma)
+    multiple_of: int = 8  # channel: kept channels rounded up to a multiple of this
+
+    def __post_init__(self):
+        if self.sparsity is None:
+            return
+        fixed, kind = self.method.fixed_sparsity, self.method.kind
+        if not 0 <= self.sparsity < 1:
+            raise UsageError(f"--prune {self.sparsity:g}: give the share removed, from 0 up to (not including) 1")
+        if fixed is not None and abs(self.sparsity - fixed) > 1e-9:
+            raise UsageError(f"--prune {self.sparsity:g} with --prune-method {self.method.name}: an N:M pattern "
+                             f"removes {fixed:g} of the weights; pass --prune {fixed:g}")
+        if self.steps < 1:
+            raise UsageError(f"--prune-steps {self.steps}: must be 1 or more")
+        if self.steps > 1 and kind in (PruneKind.N_M,):
+            raise UsageError(f"--prune-steps {self.steps}: an N:M pattern is reached in one step; drop --prune-steps")
+        if self.importance not in ("l1", "l2", "bn"):
+            raise UsageError(f"--prune-importance {self.importance}: choose l1, l2 or bn")
+        if self.multiple_of < 1:
+            raise UsageError(f"--prune-multiple-of {self.multiple_of}: must be 1 or more")
+
+    @property
+    def prunes(self) -> bool:
+        return self.sparsity is not None and self.sparsity > 0
+
+
+@dataclass(frozen=True)
 class RoundingOptions:
     """Label-free refinements of PTQ on the calibration set, with the scales kept: they change integer
     weights (AdaRound) or float biases (bias correction) only."""
@@ -118,6 +156,7 @@ class ConvertOptions:
     evaluation: EvalOptions = EvalOptions()
     quant: QuantConfig = QuantConfig()
     mixed: MixedPrecisionOptions = MixedPrecisionOptions()
+    pruning: PruneOptions = PruneOptions()
     training: TrainingOptions = TrainingOptions()
     rounding: RoundingOptions = RoundingOptions()
     emit: EmitOptions = EmitOptions()  # its `quant` is ignored: the emit stage sets it from `quant`

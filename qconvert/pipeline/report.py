@@ -1,5 +1,5 @@
 """The report: started once the inputs are known good, so that bad data leaves nothing behind, and written
-as OUT/report.json at the end."""
+as OUT/report.json and OUT/report.html at the end."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ def start_report(state: ConversionState) -> None:
     source, data, measure = state.source, state.data, state.options.measure
     state.result = ConversionResult(state.model, source.framework, source.format, str(state.out), measure.device,
                                     state.settings.threads, measure.batch, next(iter(data.feeds.values())).shape[0],
-                                    state.load_s, parity_data=data.parity_data, training=state.training)
+                                    state.load_s, parity_data=data.parity_data, training=state.training,
+                                    pruning=state.pruning)
 
 
 def write_report(state: ConversionState) -> None:
+    from qconvert.report.html import write_html
+
     write_json(state.out / "report.json", state.result.to_dict())
+    write_html(state.result, state.out / "report.html")
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -14,6 +14,7 @@ from qconvert.backends.targets import IRVariant, Target
 from qconvert.converters.source import Source
 from qconvert.pipeline.data import Data
 from qconvert.pipeline.options import ConvertOptions
+from qconvert.report.pruning import PruneRun
 from qconvert.report.result import ConversionResult, TrainingRun
 
 Progress = Callable[[str, str], None]  # (stage, target name)
@@ -41,3 +42,6 @@ class ConversionState:
     # Outputs on the parity samples of a variant that training made a function of its own (QAT's QDQ IR,
     # in onnxruntime): its artifacts' parity floor is checked against them.
     trained_outputs: dict[IRVariant, list[np.ndarray]] = field(default_factory=dict)
+    pruning: PruneRun | None = None  # the report's, from before it is started
+    unpruned: ir.Model | None = None  # the float IR before pruning: the teacher of label-free fine-tuning
+    masks: dict[str, np.ndarray] | None = None  # unstructured pruning: the weights that stay zero in training

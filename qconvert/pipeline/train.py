@@ -16,7 +16,7 @@ from qconvert.pipeline.measure import compare
 from qconvert.pipeline.state import ConversionState
 from qconvert.report.result import Row, TrainingRun
 
-FINETUNED = "finetuned"  # the report row of the fine-tuned float IR
+PRUNED, FINETUNED = "pruned", "finetuned"  # the report row of the changed float IR: pruned, finetuned or both
 
 
 def _train_options(state: ConversionState, lr: float):
@@ -76,30 +76,41 @@ def _described(data, what: str) -> str:
 
 
 def finetune(state: ConversionState) -> None:
-    """`--finetune`: the float IR trained on --train before anything is written; a failure is the run's."""
+    """`--finetune`: the float IR trained on --train before anything is written; a failure is the run's.
+    After pruning, the pruned weights stay zero and a label-free run distils the unpruned IR."""
     if not state.options.training.finetune:
         return
+    state.variants[IRVariant.FLOAT] = train_float(state, state.variants[IRVariant.FLOAT], "finetune")
+
+
+def train_float(state: ConversionState, model: ir.Model, stage: str) -> ir.Model:
+    """`model` (a float IR) fine-tuned on --train, recorded as the TrainingRun `stage`; the state's pruning
+    masks held, and its unpruned IR the teacher and the reference of the scores."""
     from qconvert.quant.evaluate import run_outputs
     from qconvert.train.loop import finetune as finetune_ir
 
-    state.notify("train", "finetune")
-    model, data, began = state.variants[IRVariant.FLOAT], state.data, time.perf_counter()
-    before_outputs = run_outputs(model, data.feeds)
-    eval_before = run_outputs(model, data.eval_feeds, first_only=True)[0] if data.eval_feeds is not None else None
-    before = _scores(state, model, before_outputs, eval_before)
+    state.notify("train", stage)
+    data, began = state.data, time.perf_counter()
+    teacher = state.unpruned if state.unpruned is not None else model
+    reference = run_outputs(teacher, data.feeds)
+    eval_reference = run_outputs(teacher, data.eval_feeds, first_only=True)[0] if data.eval_feeds is not None else None
+    before = _scores(state, model, reference, eval_reference)
     options = _train_options(state, state.options.training.finetune_lr)
-    trained, history = finetune_ir(model, data.train, options, _eval_set(state), _progress(state, "finetune"))
-    after = _scores(state, trained, before_outputs, eval_before)
-    state.training.append(_run("finetune", _described(data.train, "--train"), began, history, options.lr,
+    trained, history = finetune_ir(model, data.train, options, _eval_set(state), _progress(state, stage),
+                                   teacher=teacher, masks=state.masks)
+    after = _scores(state, trained, reference, eval_reference)
+    state.training.append(_run(stage, _described(data.train, "--train"), began, history, options.lr,
                                before=before, after=after))
-    state.variants[IRVariant.FLOAT] = trained
+    return trained
 
 
-def measure_finetuned(state: ConversionState) -> None:
-    """After the source row: the fine-tuned IR's row (in onnxruntime, against the source), then the
-    reference every target is compared with becomes the fine-tuned IR, which the float targets are
-    emitted from; the source row keeps the source's metric."""
-    if not state.options.training.finetune or state.reference.status != "ok":
+def measure_changed_float(state: ConversionState) -> None:
+    """After the source row: the pruned or fine-tuned IR's row (in onnxruntime, against the source), then
+    the reference every target is compared with becomes that IR, which the float targets are emitted
+    from; the source row keeps the source's metric."""
+    changes = [name for name, done in ((PRUNED, state.pruning is not None),
+                                       (FINETUNED, state.options.training.finetune)) if done]
+    if not changes or state.reference.status != "ok":
         return
     from qconvert.quant.evaluate import run_outputs
     from qconvert.report.accuracy import evaluate
@@ -107,7 +118,7 @@ def measure_finetuned(state: ConversionState) -> None:
     model, data, result = state.variants[IRVariant.FLOAT], state.data, state.result
     outputs = run_outputs(model, data.feeds)
     eval_outputs = run_outputs(model, data.eval_feeds, first_only=True) if data.eval_feeds is not None else []
-    row = Row(FINETUNED, "onnxruntime", "ok", error=None)
+    row = Row("+".join(changes), "onnxruntime", "ok", error=None)
     compare(state.reference.outputs, outputs, row)
     if result.metric and eval_outputs:
         row.metrics = evaluate(result.metric, eval_outputs[0], data.labels, state.reference.eval_outputs[0])
@@ -154,6 +165,7 @@ def quantization_aware(state: ConversionState) -> None:
     from qconvert.quant.evaluate import run_outputs
     from qconvert.train.data import TrainData
     from qconvert.train.loop import quantization_aware as train_qat
+    from qconvert.train.masks import layer_zero_masks
 
     state.notify("train", "qat")
     data, began = state.data, time.perf_counter()
@@ -163,8 +175,10 @@ def quantization_aware(state: ConversionState) -> None:
     before = _scores(state, model, state.reference.outputs, _eval_reference(state))
     try:
         options = _train_options(state, state.options.training.qat_lr)
+        prepared = prepare_for_int8(float_model)  # what the QDQ IR was quantized from, its weight names
+        masks = layer_zero_masks(prepared) if state.masks else None
         trained, history = train_qat(model, train, options, _eval_set(state), _progress(state, "qat"),
-                                     teacher=float_model, float_model=prepare_for_int8(float_model))
+                                     teacher=float_model, float_model=prepared, masks=masks)
     except Exception as error:  # the static int8 rows fail; the other targets still run
         state.failed_variants[IRVariant.QDQ] = f"qat failed: {type(error).__name__}: {error}".splitlines()[0]
         return

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from qconvert.report.pruning import PruneRun
+
+if TYPE_CHECKING:  # the sections' own modules import onnx-ir and rich; the result stays light to import
+    from qconvert.quant.sensitivity import Sensitivity
+    from qconvert.report.int8_parity import ParityPair
+
+
+class Status(StrEnum):
+    """A row's outcome; a str, so report.json keeps the words "ok", "failed", "skipped", "parity-failed"."""
+
+    OK = "ok"
+    FAILED = "failed"  # emitting or running it failed (the error says where)
+    SKIPPED = "skipped"  # its runtime is not installed, or it needs data that was not given
+    PARITY_FAILED = "parity-failed"  # it ran, and its SQNR is below the target's floor
 
 
 @dataclass
 class Row:
     target: str  # "source" for the reference row
     runtime: str
-    status: str  # ok | failed | skipped | parity-failed
+    status: Status
     path: str | None = None
     error: str | None = None
     device: str | None = None
@@ -21,15 +38,21 @@ class Row:
     latency_ms: float | None = None  # median
     latency_p90_ms: float | None = None
     relative_time: float | None = None  # latency / source latency
-    size_mb: float | None = None
+    size_mb: float | None = None  # the file as written
+    zip_mb: float | None = None  # the file zipped (deflate level 9, as tfmot reports pruned models)
     peak_rss_mb: float | None = None
     convert_s: float | None = None
     metrics: dict[str, float] | None = None  # task metrics on the --eval set (qconvert.report.accuracy)
     quantization: dict | None = None  # what the emitter reports: configuration, layers kept float
+    latencies_ms: list[float] = field(default_factory=list)  # every timed run, in order
+
+    def __setattr__(self, name, value):
+        # Stages set the status from a runner's word ("ok", "failed"...): held as a Status either way.
+        super().__setattr__(name, Status(value) if name == "status" else value)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "skipped")
+        return self.status in (Status.OK, Status.SKIPPED)
 
 
 @dataclass
@@ -64,8 +87,10 @@ class ConversionResult:
     metric: str | None = None  # the --eval metric (top1, dice, cosine)
     float_layers: list[str] = field(default_factory=list)  # static int8 layers left float by --max-drop
     # Static int8 artifacts against each other (qconvert.report.int8_parity): one entry per pair.
-    int8_parity: list[dict] = field(default_factory=list)
+    int8_parity: list[ParityPair] = field(default_factory=list)
+    sensitivity: Sensitivity | None = None  # --max-drop: each int8 layer's cost, activation histograms
     training: list[TrainingRun] = field(default_factory=list)  # in the order they ran
+    pruning: PruneRun | None = None  # --prune: what it did to the float IR
     rows: list[Row] = field(default_factory=list)
 
     @property
@@ -88,6 +113,7 @@ class ConversionResult:
         data = asdict(self)
         data["rows"] = [{k: clean(v) for k, v in row.items()} for row in data["rows"]]
         data["int8_parity"] = [{k: clean(v) for k, v in entry.items()} for entry in data["int8_parity"]]
+        data["sensitivity"] = self.sensitivity.to_dict() if self.sensitivity else None
         for run in data["training"]:
             for key in ("before", "after"):
                 run[key] = {k: clean(v) for k, v in run[key].items()} if run[key] else run[key]

@@ -1,0 +1,3 @@
+"""Fixtures shared with the training tests."""
+
+from tests.train.conftest import digits  # noqa: F401
