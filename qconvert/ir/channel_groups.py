@@ -173,6 +173,7 @@ class _Analysis:
             self._freeze_counts(node, str(barrier))
             for out in node.outputs:
                 self.tracks.pop(out.name, None)
+            self.edits = [edit for edit in self.edits if edit.node is not node]
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 
@@ -312,7 +313,7 @@ class _Analysis:
         a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
         weight = constant_array(b)
         if weight is None or weight.ndim != 2:
-            raise _Barrier(f"{_describe(node)} multiplies two activations")
+            raise _Barrier(f"{_describe(node)} has no 2-D constant weight (two activations multiplied)")
         self._weighted(node, a, out, weight, 0, 1, _rank(a) - 1 if _rank(a) else None)
 
     def _weighted(self, node, a, out, weight, k_axis, n_axis, a_axis) -> None:
@@ -643,11 +644,10 @@ class _Analysis:
         order: dict[int, int] = {}  # group root -> index, in the order producers appear
         groups: list[ChannelGroup] = []
         group_of: dict[int, int] = {}
-        names = {id(p.node): p.node.name or p.output for p in self.producers}
-        first_node = {}
+        first_node = {}  # group root -> the name of its first producer
         for producer in self.producers:
-            for unit in unit_of[self.tracks_ids(producer)].tolist():
-                first_node.setdefault(tied.find(unit), names[id(producer.node)])
+            for unit in unit_of[self.tracks[producer.output].ids].tolist():
+                first_node.setdefault(tied.find(unit), producer.node.name or producer.output)
         for unit in dict.fromkeys(unit_of.tolist()):
             root = tied.find(unit)
             if root not in order:
@@ -668,9 +668,6 @@ class _Analysis:
                 if label not in groups[index].members:
                     groups[index].members.append(label)
         return ChannelGroups(self.tracks, self.edits, self.producers, groups, unit_of, group_of, self.scales)
-
-    def tracks_ids(self, producer: Producer) -> np.ndarray:
-        return self.tracks[producer.output].ids if producer.output in self.tracks else np.zeros(0, np.int64)
 
 
 # -- small helpers ----------------------------------------------------------------------------------------

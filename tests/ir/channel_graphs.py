@@ -125,3 +125,10 @@ def runtime_reshape(scaled: bool = False) -> ir.Model:
                   "batch = Slice(scaled, zero, one)", "tail = Slice(scaled, two, four)",
                   "target = Concat<axis = 0>(batch, rows, tail)", "r = Reshape(tiled, target)",
                   "back = Transpose<perm = [0, 3, 1, 2]>(r)", "out = Conv(back, Wc)"])
+
+
+def untracked_partner() -> ir.Model:
+    """A conv summed with a per-channel constant and with a graph input of as many channels."""
+    return build("g (float[N, 3, 4, 4] x, float[N, 8, 4, 4] y) => (float[N, 2, 4, 4] out)",
+                 {"Wa": (8, 3, 1, 1), "k": (1, 8, 1, 1), "Wc": (2, 8, 1, 1)},
+                 ["a = Conv(x, Wa)", "s = Sum(a, k, y)", "out = Conv(s, Wc)"])

@@ -126,3 +126,10 @@ def test_bad_options_are_one_line_errors(options, expected):
     with pytest.raises(UsageError) as error:
         PruneChannels(**options)(channel_graphs.residual())  # its BatchNorms were folded: none is left
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_channels_added_to_an_input_the_analysis_does_not_follow_stay():
+    model = channel_graphs.untracked_partner()
+    pruned, report = prune_channels(model, 0.5, multiple_of=1)
+    assert report.groups[0].frozen == "Sum 's' combines them with 'y', whose channels are not followed"
+    assert report.params_after == report.params_before and _weight(pruned, "k").shape == (1, 8, 1, 1)
