@@ -128,7 +128,8 @@ def runtime_reshape(scaled: bool = False) -> ir.Model:
 
 
 def untracked_partner() -> ir.Model:
-    """A conv summed with a per-channel constant and with a graph input of as many channels."""
+    """A conv summed with a per-channel constant and with a graph input of as many channels; the conv
+    before it is prunable."""
     return build("g (float[N, 3, 4, 4] x, float[N, 8, 4, 4] y) => (float[N, 2, 4, 4] out)",
-                 {"Wa": (8, 3, 1, 1), "k": (1, 8, 1, 1), "Wc": (2, 8, 1, 1)},
-                 ["a = Conv(x, Wa)", "s = Sum(a, k, y)", "out = Conv(s, Wc)"])
+                 {"Wb": (6, 3, 1, 1), "Wa": (8, 6, 1, 1), "k": (1, 8, 1, 1), "Wc": (2, 8, 1, 1)},
+                 ["b = Conv(x, Wb)", "a = Conv(b, Wa)", "s = Sum(a, k, y)", "out = Conv(s, Wc)"])

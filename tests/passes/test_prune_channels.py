@@ -131,5 +131,7 @@ def test_bad_options_are_one_line_errors(options, expected):
 def test_channels_added_to_an_input_the_analysis_does_not_follow_stay():
     model = channel_graphs.untracked_partner()
     pruned, report = prune_channels(model, 0.5, multiple_of=1)
-    assert report.groups[0].frozen == "Sum 's' combines them with 'y', whose channels are not followed"
-    assert report.params_after == report.params_before and _weight(pruned, "k").shape == (1, 8, 1, 1)
+    assert [(g.name, g.kept, g.frozen) for g in report.groups] == [
+        ("b", 3, None), ("a", 8, "Sum 's' combines them with 'y', whose channels are not followed"),
+        ("out", 2, "graph output 'out'")]
+    assert _weight(pruned, "Wa").shape == (8, 3, 1, 1) and _weight(pruned, "k").shape == (1, 8, 1, 1)
