@@ -16,6 +16,7 @@ class Source:
     size_bytes: int
     # JSON-able options that let a child process load the same source again (weights, trust_code...).
     load_options: dict = field(default_factory=dict)
+    file: str | None = None  # the file size_bytes counts, where it is not `path` (a factory's weights or .py)
 
     @property
     def reference_runner(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-import os
 import re
 import warnings
 import zipfile
@@ -288,10 +287,8 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
     set_meta(model, "source_format", fmt)
     set_meta(model, "input_layouts", {s.name: ("NCHW" if len(s.shape) == 4 else "-") for s in specs})
     check_ir_matches_source(model, _predictor(callable_module, [s.name for s in specs]), path)
-    size = Path(weights).stat().st_size if weights else (
-        os.path.getsize(path) if not is_factory_spec(path) else split_factory(path)[0].stat().st_size
-    )
-    return Source(path, "torch", fmt, model, size, options)
+    file = Path(weights) if weights else (Path(path) if not is_factory_spec(path) else split_factory(path)[0])
+    return Source(path, "torch", fmt, model, file.stat().st_size, options, str(file))
 
 
 class TorchReference:

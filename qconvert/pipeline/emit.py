@@ -19,7 +19,8 @@ from qconvert.pipeline.report import write_json
 from qconvert.pipeline.state import ConversionState
 from qconvert.report.accuracy import evaluate
 from qconvert.report.metrics import sqnr_db
-from qconvert.report.result import Row
+from qconvert.report.result import Row, Status
+from qconvert.report.sizes import zipped_bytes
 
 
 def model_stem(path: str) -> str:
@@ -35,13 +36,13 @@ def emit_targets(state: ConversionState) -> None:
     emit_options = replace(state.options.emit, quant=state.options.quant)
     for target in state.targets:
         if not target.available:
-            state.result.rows.append(Row(target.name, target.runtime, "skipped", error=(
+            state.result.rows.append(Row(target.name, target.runtime, Status.SKIPPED, error=(
                 f"{target.runtime} is not installed ({', '.join(target.missing_modules())})")))
         elif target.name in state.uncalibrated:
-            state.result.rows.append(Row(target.name, target.runtime, "skipped",
+            state.result.rows.append(Row(target.name, target.runtime, Status.SKIPPED,
                                          error="static int8 needs calibration data (--calib)"))
         elif target.consumes in state.failed_variants:
-            state.result.rows.append(Row(target.name, target.runtime, "failed",
+            state.result.rows.append(Row(target.name, target.runtime, Status.FAILED,
                                          error=state.failed_variants[target.consumes]))
         else:
             row, outputs, facts = _emit_and_measure(target, state, emit_options)
@@ -55,7 +56,7 @@ def emit_targets(state: ConversionState) -> None:
 def _emit_and_measure(target: Target, state: ConversionState,
                       emit_options: EmitOptions) -> tuple[Row, list[np.ndarray] | None, dict]:
     """One artifact's row, its parity outputs (None when it failed), and the emitter's facts."""
-    row = Row(target.name, target.runtime, "ok")
+    row = Row(target.name, target.runtime, Status.OK)
     state.notify("emit", target.name)
     path = state.out / artifact_name(model_stem(state.model), target)
     began = time.perf_counter()
@@ -66,10 +67,10 @@ def _emit_and_measure(target: Target, state: ConversionState,
             # The artifact's I/O contract (order, names, layouts, integer scales), beside it, with it.
             _write_io_contract(path, io_contract(emitted, facts))
     except Exception as error:  # one target failing must not stop the others
-        row.status, row.error = "failed", f"{type(error).__name__}: {error}".splitlines()[0]
+        row.status, row.error = Status.FAILED, f"{type(error).__name__}: {error}".splitlines()[0]
         return row, None, {}
     row.convert_s = time.perf_counter() - began
-    row.path, row.size_mb = str(path), path.stat().st_size / 1e6
+    row.path, row.size_mb, row.zip_mb = str(path), path.stat().st_size / 1e6, zipped_bytes(path) / 1e6
     state.notify("measure", target.name)
     row.quantization = facts.get("quantization")
     data, reference = state.data, state.reference
@@ -90,8 +91,8 @@ def _emit_and_measure(target: Target, state: ConversionState,
         # QAT made its IR a function of its own: the floor proves the artifact computes that IR.
         row.ir_sqnr_db = min(sqnr_db(r, a) for r, a in zip(trained, measurement.outputs))
     parity, against = (row.ir_sqnr_db, " against the trained IR") if trained is not None else (row.sqnr_db, "")
-    if row.status == "ok" and parity < target.parity_floor_db:
-        row.status = "parity-failed"
+    if row.status is Status.OK and parity < target.parity_floor_db:
+        row.status = Status.PARITY_FAILED
         row.error = f"SQNR {parity:.1f} dB{against} below the {target.parity_floor_db:.0f} dB floor"
     return row, measurement.outputs, facts
 

@@ -1,5 +1,5 @@
 """`qconvert sensitivity`: each static int8 layer's cost (qconvert.quant.sensitivity), on the load and data
-stages of a conversion, written to OUT/sensitivity.json."""
+stages of a conversion, written to OUT/sensitivity.json and OUT/report.html."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from qconvert.pipeline.options import CalibrationOptions, EvalOptions, SourceOpt
 from qconvert.pipeline.report import write_json
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.data import check_data_path
+from qconvert.report.html import write_html
 
 
 def sensitivity(model: str, source: SourceOptions, calibration: CalibrationOptions, evaluation: EvalOptions,
@@ -21,6 +22,7 @@ def sensitivity(model: str, source: SourceOptions, calibration: CalibrationOptio
                 seed: int = 0):
     """Scored on the evaluation set where given, else on the calibration data (SQNR only)."""
     from qconvert.passes import prepare_for_int8
+    from qconvert.quant.activation_ranges import most_sensitive_histograms
     from qconvert.quant.calibrate import calibrate
     from qconvert.quant.evaluate import Scorer
     from qconvert.quant.sensitivity import analyze
@@ -37,6 +39,8 @@ def sensitivity(model: str, source: SourceOptions, calibration: CalibrationOptio
     scorer = Scorer(graph, calib_feeds if eval_feeds is None else eval_feeds, labels, evaluation.metric,
                     threads or physical_cores())
     result = analyze(graph, calibrate(graph, calib_feeds, quant), quant, scorer)
+    result.activations = most_sensitive_histograms(graph, calib_feeds, result, quant)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sensitivity.json", result.to_dict())
+    write_html(result, out / "report.html", model)
     return result

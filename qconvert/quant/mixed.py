@@ -14,8 +14,10 @@ from qconvert.quant.static import quantize_with_ranges
 
 
 def choose_float_layers(model: ir.Model, ranges: Ranges, config: QuantConfig, feeds: dict[str, np.ndarray],
-                        labels: np.ndarray, metric: str | None, max_drop: float) -> list[str]:
-    """The layers to keep float, most sensitive first; [] when all-int8 already meets the bound."""
+                        labels: np.ndarray, metric: str | None, max_drop: float,
+                        gains: dict[str, float] | None = None) -> list[str]:
+    """The layers to keep float, most sensitive first; [] when all-int8 already meets the bound. `gains`:
+    each layer's all-but-this-int8 SQNR where a sensitivity analysis on the same data measured it."""
     scorer = Scorer(model, feeds, labels, metric)
     _, drop = scorer.score(quantize_with_ranges(model, ranges, config))
     if drop <= max_drop:
@@ -23,7 +25,7 @@ def choose_float_layers(model: ir.Model, ranges: Ranges, config: QuantConfig, fe
     names = [layer_name(layer.node) for layer in find_layers(model.graph)]
     # Rank by what keeping each layer float wins back (output SQNR: smoother than a metric on a
     # finite set, so ties do not decide the order).
-    gain = {name: scorer.score(quantize_with_ranges(model, ranges, config, {name}))[0] for name in names}
+    gain = gains or {name: scorer.score(quantize_with_ranges(model, ranges, config, {name}))[0] for name in names}
     kept: list[str] = []
     for name in sorted(names, key=lambda n: -gain[n]):
         kept.append(name)

@@ -38,6 +38,9 @@ class Sensitivity:
     int8_sqnr_db: float  # every layer int8
     int8_drop: float | None
     layers: list[LayerSensitivity] = field(default_factory=list)  # most sensitive first
+    # The most sensitive layers' input activations with every calibration method's range
+    # (qconvert.quant.activation_ranges.ActivationHistogram).
+    activations: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         def clean(value):

@@ -55,9 +55,3 @@ def evaluate(metric: str, output: np.ndarray, labels: np.ndarray, reference: np.
         return {"cosine": float(np.mean(cosine))}
     raise UsageError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
 
-
-def format_metrics(metrics: dict[str, float] | None) -> str:
-    if not metrics:
-        return "–"
-    return " ".join(f"{name} {value:.2f}" if name == "top1" else f"{name} {value:.4f}"
-                    for name, value in metrics.items())

@@ -8,13 +8,16 @@ output scale, and top-1 agreement where the output holds class scores.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 import onnx_ir as ir
 from rich.table import Table
 
+from qconvert.report.columns import Column, TextTable, text
 from qconvert.report.metrics import looks_like_class_scores, sqnr_db, top1_agreement
+from qconvert.report.render import to_markdown, to_rich
 
 
 def output_scales(model: ir.Model, fallback: list[float | None] = ()) -> list[float | None]:
@@ -33,48 +36,49 @@ def output_scales(model: ir.Model, fallback: list[float | None] = ()) -> list[fl
     return scales
 
 
-def pair(a: list[np.ndarray], b: list[np.ndarray], scales: list[float | None]) -> dict:
+@dataclass
+class ParityPair:
+    a: str  # the reference of the pair
+    b: str
+    sqnr_db: float | None
+    max_steps: float | None  # the largest difference, in steps of the IR's output scale
+    top1_agreement: float | None  # share of samples, 0..1; None unless the output holds class scores
+    error: str | None = None
+
+
+def pair(name_a: str, name_b: str, a: list[np.ndarray], b: list[np.ndarray],
+         scales: list[float | None]) -> ParityPair:
     if len(a) != len(b) or any(np.shape(x) != np.shape(y) for x, y in zip(a, b)):
-        return {"sqnr_db": None, "max_steps": None, "top1_agreement": None, "error": "outputs differ in shape"}
+        return ParityPair(name_a, name_b, None, None, None, "outputs differ in shape")
     sqnr = min(sqnr_db(x, y) for x, y in zip(a, b))
     steps = [float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) / s
              for x, y, s in zip(a, b, scales) if s and np.size(x)]
     top1 = top1_agreement(a[0], b[0]) if looks_like_class_scores(np.asarray(a[0])) else None
-    return {"sqnr_db": sqnr, "max_steps": max(steps) if steps else None, "top1_agreement": top1}
+    return ParityPair(name_a, name_b, sqnr, max(steps) if steps else None, top1)
 
 
-def parity_matrix(outputs: dict[str, list[np.ndarray]], scales: list[float | None]) -> list[dict]:
-    """One entry per pair of targets (in the order given): {"a", "b", "sqnr_db", "max_steps", "top1_agreement"}."""
-    return [{"a": a, "b": b, **pair(outputs[a], outputs[b], scales)} for a, b in combinations(outputs, 2)]
+def parity_matrix(outputs: dict[str, list[np.ndarray]], scales: list[float | None]) -> list[ParityPair]:
+    """One entry per pair of targets, in the order given."""
+    return [pair(a, b, outputs[a], outputs[b], scales) for a, b in combinations(outputs, 2)]
 
 
-def _num(value, fmt: str) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and np.isinf(value):
-        return "exact"
-    return format(value, fmt)
+def percent(share: float | None) -> float | None:
+    return None if share is None else share * 100
 
 
-def _cells(entry: dict) -> list[str]:
-    top1 = entry.get("top1_agreement")
-    return [entry["a"], entry["b"], _num(entry.get("sqnr_db"), ".1f"), _num(entry.get("max_steps"), ".2f"),
-            _num(top1 * 100 if top1 is not None else None, ".1f")]
+COLUMNS = [text("int8 artifact", lambda e: e.a), text("vs", lambda e: e.b),
+           Column("SQNR dB", lambda e: e.sqnr_db, ".1f"),
+           Column("max diff (output steps)", lambda e: e.max_steps, ".2f"),
+           Column("top-1 agree %", lambda e: percent(e.top1_agreement), ".1f")]
 
 
-COLUMNS = ["int8 artifact", "vs", "SQNR dB", "max diff (output steps)", "top-1 agree %"]
+def parity_spec(entries: list[ParityPair]) -> TextTable:
+    return TextTable("int8 artifacts against each other (same QDQ IR, same scales)", COLUMNS, entries)
 
 
-def parity_table(entries: list[dict]) -> Table:
-    table = Table(title="int8 artifacts against each other (same QDQ IR, same scales)")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("int8 artifact", "vs") else "right")
-    for entry in entries:
-        table.add_row(*_cells(entry))
-    return table
+def parity_table(entries: list[ParityPair]) -> Table:
+    return to_rich(parity_spec(entries))
 
 
-def parity_markdown(entries: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(entry)) + " |" for entry in entries]
-    return "\n".join(lines)
+def parity_markdown(entries: list[ParityPair]) -> str:
+    return to_markdown(parity_spec(entries))

@@ -5,23 +5,24 @@ from __future__ import annotations
 from rich.table import Table
 
 from qconvert.quant.sensitivity import Sensitivity
-from qconvert.report.table import _num
+from qconvert.report.columns import Column, TextTable, text
+from qconvert.report.format import number
+from qconvert.report.render import to_rich
+
+
+def sensitivity_spec(result: Sensitivity) -> TextTable:
+    metric = result.metric
+    summary = f"all layers int8: SQNR {number(result.int8_sqnr_db, '.1f')} dB"
+    if metric:
+        summary += (f", {metric} {number(result.float_metric, '.4g')} float, "
+                    f"drop {number(result.int8_drop, '.4g')}")
+    columns = [text("layer", lambda r: r.layer), text("op", lambda r: r.op), text("weight", lambda r: r.weight),
+               Column("only this int8: SQNR dB", lambda r: r.only_sqnr_db, ".1f")]
+    columns += [Column(f"{metric} drop", lambda r: r.only_drop, ".4g")] if metric else []
+    columns += [Column("all but this int8: SQNR dB", lambda r: r.all_but_sqnr_db, ".1f")]
+    columns += [Column(f"{metric} drop", lambda r: r.all_but_drop, ".4g")] if metric else []
+    return TextTable("int8 sensitivity per layer (most sensitive first)", columns, result.layers, summary)
 
 
 def sensitivity_table(result: Sensitivity) -> Table:
-    metric = result.metric
-    summary = f"all layers int8: SQNR {_num(result.int8_sqnr_db, '.1f')} dB"
-    if metric:
-        summary += f", {metric} {_num(result.float_metric, '.4g')} float, drop {_num(result.int8_drop, '.4g')}"
-    table = Table(title="int8 sensitivity per layer (most sensitive first)", caption=summary)
-    columns = ["layer", "op", "weight", "only this int8: SQNR dB"] + ([f"{metric} drop"] if metric else [])
-    columns += ["all but this int8: SQNR dB"] + ([f"{metric} drop"] if metric else [])
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("layer", "op", "weight") else "right")
-    for layer in result.layers:
-        cells = [layer.layer, layer.op, layer.weight or "–", _num(layer.only_sqnr_db, ".1f")]
-        cells += [_num(layer.only_drop, ".4g")] if metric else []
-        cells += [_num(layer.all_but_sqnr_db, ".1f")]
-        cells += [_num(layer.all_but_drop, ".4g")] if metric else []
-        table.add_row(*cells)
-    return table
+    return to_rich(sensitivity_spec(result))

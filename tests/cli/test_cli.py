@@ -56,8 +56,8 @@ def test_convert_json_result(tiny_torch, tmp_path):
     assert rows["onnx-fp16"]["sqnr_db"] > 35
     assert rows["onnx-fp32"]["top1_agreement"] == 1.0
     assert rows["onnx-fp16"]["size_mb"] < 0.75 * rows["onnx-fp32"]["size_mb"]
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "tiny.fp16.onnx", "tiny.fp16.onnx.io.json",
-                                                     "tiny.fp32.onnx", "tiny.fp32.onnx.io.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["packaging", "report.html", "report.json", "tiny.fp16.onnx",
+                                                     "tiny.fp16.onnx.io.json", "tiny.fp32.onnx", "tiny.fp32.onnx.io.json"]
 
 
 def test_real_subprocess_prints_the_table(tiny_keras, tmp_path):

@@ -150,9 +150,9 @@ def test_parity_matrix_unit():
     a = rng.standard_normal((16, 10)).astype(np.float32)
     b = a + 0.1 * (rng.random((16, 10)) > 0.9)
     entries = parity_matrix({"x": [a], "y": [a.copy()], "z": [b]}, [0.1])
-    assert [(e["a"], e["b"]) for e in entries] == [("x", "y"), ("x", "z"), ("y", "z")]
-    assert entries[0]["sqnr_db"] == float("inf") and entries[0]["max_steps"] == 0
-    assert entries[1]["max_steps"] == pytest.approx(1.0, rel=1e-5) and entries[1]["top1_agreement"] <= 1
+    assert [(e.a, e.b) for e in entries] == [("x", "y"), ("x", "z"), ("y", "z")]
+    assert entries[0].sqnr_db == float("inf") and entries[0].max_steps == 0
+    assert entries[1].max_steps == pytest.approx(1.0, rel=1e-5) and entries[1].top1_agreement <= 1
     assert "| x | z |" in parity_markdown(entries)
 
 
@@ -166,11 +166,11 @@ def test_cross_runtime_parity_in_the_report(tiny_onnx, tmp_path):
     result = qconvert.convert(str(tiny_onnx), to=["onnx-qdq", "tflite-int8", "tflite-uint8"], out_dir=tmp_path / "o",
                               calib=str(calib), threads=1, runs=2, warmup=1, parity_samples=8)
     assert all(row.status == "ok" for row in result.rows), [(r.target, r.error) for r in result.rows]
-    pairs = {(e["a"], e["b"]): e for e in result.int8_parity}
+    pairs = {(e.a, e.b): e for e in result.int8_parity}
     assert set(pairs) == {("onnx-qdq", "tflite-int8"), ("onnx-qdq", "tflite-uint8"), ("tflite-int8", "tflite-uint8")}
     for entry in pairs.values():
-        assert entry["sqnr_db"] >= 30 and entry["max_steps"] <= 3
-        assert entry["top1_agreement"] >= 0.75
+        assert entry.sqnr_db >= 30 and entry.max_steps <= 3
+        assert entry.top1_agreement >= 0.75
     data = json.loads((tmp_path / "o" / "report.json").read_text())
     assert len(data["int8_parity"]) == 3
     contract = json.loads((tmp_path / "o" / "tiny.uint8.tflite.io.json").read_text())
