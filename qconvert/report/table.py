@@ -6,11 +6,9 @@ from __future__ import annotations
 from rich.table import Table
 
 from qconvert.report.columns import Align, Column, TextTable, Tone, text
-from qconvert.report.format import metrics_text, number
+from qconvert.report.format import metrics_text
 from qconvert.report.render import to_rich
 from qconvert.report.result import ConversionResult, Row, Status
-
-_num = number  # older callers' name for the one formatter
 
 TONES = {Status.OK: Tone.NORMAL, Status.SKIPPED: Tone.WARN}
 
