@@ -1,4 +1,5 @@
-"""IR -> TensorFlow program -> .tflite through TFLiteConverter, in float32, float16 or dynamic-range form."""
+"""IR -> TensorFlow program -> .tflite through TFLiteConverter, in float32, float16 or dynamic-range form; with
+TFLite's sparse weight encoding where pruned weights make the file smaller (sparse.py)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,25 @@ def convert(model: ir.Model, mode: str, options: EmitOptions, target: str) -> tu
 
     from qconvert.passes.pipelines import prepare_for_tflite
 
+    from qconvert.backends.tflite.sparse import smaller_encoding
+
     program = build_program(prepare_for_tflite(model), options.io_layout, target)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
-    configure(converter, mode)
-    flatbuffer = restore_io(converter.convert(), program.inputs, program.outputs)
-    return flatbuffer, program.facts()
+
+    def convert_once(sparse: bool) -> bytes:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
+        configure(converter, mode, sparse)
+        return restore_io(converter.convert(), program.inputs, program.outputs)
+
+    flatbuffer, sparse_encoding = smaller_encoding(model, convert_once)
+    facts = program.facts()
+    if sparse_encoding is not None:
+        facts["quantization"] = {"sparse_encoding": sparse_encoding}
+    return flatbuffer, facts
 
 
-def configure(converter, mode: str) -> None:
-    """The converter settings of each mode (shared with the Keras baseline for a fair comparison)."""
+def configure(converter, mode: str, sparse: bool = False) -> None:
+    """The converter settings of each mode (shared with the Keras baseline for a fair comparison);
+    `sparse`: weights with zeros in TFLite's sparse encoding too."""
     from qconvert.quiet_imports import import_tensorflow
 
     tf = import_tensorflow()
@@ -43,6 +54,8 @@ def configure(converter, mode: str) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif mode != "fp32":
         raise ValueError(f"unknown TFLite mode {mode!r}; one of {QUANTIZATION_MODES}")
+    if sparse:
+        converter.optimizations = [*converter.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
 
 
 def emitter(mode: str, target: str, make=None):

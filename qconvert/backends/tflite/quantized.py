@@ -102,6 +102,7 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     tf = _tensorflow()
     from qconvert.backends.tflite.program import build_program
     from qconvert.backends.tflite.signature import restore_io
+    from qconvert.backends.tflite.sparse import smaller_encoding
 
     if not any(node.op_type == "QuantizeLinear" for node in model.graph):
         raise ValueError(f"{target} lowers the IR's QDQ; this IR has no QuantizeLinear (calibrate first)")
@@ -109,17 +110,22 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     model = lower_for_tflite(model)
     check_integer_ops(model, target, float_layers=kept_float)
     program = build_program(model, options.io_layout, target)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
-    configure(converter, io_dtype, allow_float=bool(kept_float))
-    if not per_channel_weights(model):
-        # Dense layers then keep the IR's one scale. Conv weights, which get no fake-quant op, are given
-        # one scale per channel by the converter whatever this says (reported: weight_scales_match_ir).
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    with warnings.catch_warnings():  # the input's statistics are its fake-quant op's range
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        flatbuffer = converter.convert()
-    # Inputs and outputs in the IR's order under its names, as the float files (the converter sorts them).
-    flatbuffer = restore_io(flatbuffer, program.inputs, program.outputs)
+
+    def convert_once(sparse: bool) -> bytes:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
+        configure(converter, io_dtype, allow_float=bool(kept_float), sparse=sparse)
+        if not per_channel_weights(model):
+            # Dense layers then keep the IR's one scale. Conv weights, which get no fake-quant op, are given
+            # one scale per channel by the converter whatever this says (reported: weight_scales_match_ir).
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        with warnings.catch_warnings():  # the input's statistics are its fake-quant op's range
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+            flatbuffer = converter.convert()
+        # Inputs and outputs in the IR's order under its names, as the float files (the converter sorts them).
+        return restore_io(flatbuffer, program.inputs, program.outputs)
+
+    # pruned weights: TFLite's sparse encoding where the file is smaller (sparse.py)
+    flatbuffer, sparse_encoding = smaller_encoding(model, convert_once)
     facts = program.facts()
     inspection = inspect_flatbuffer(flatbuffer)
     facts["io"] = io_contract(inspection, program, io_dtype)
@@ -145,13 +151,16 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
         "weight_scales_match_ir": weight_scales_match(inspection, model),
         "fixed_by_kernel": scales["fixed_by_kernel"],
     }
+    if sparse_encoding is not None:
+        facts["quantization"]["sparse_encoding"] = sparse_encoding
     return flatbuffer, facts
 
 
-def configure(converter, io_dtype: str, allow_float: bool = False) -> None:
-    """Integer-only builtins with integer I/O; float builtins too only where layers were kept float."""
+def configure(converter, io_dtype: str, allow_float: bool = False, sparse: bool = False) -> None:
+    """Integer-only builtins with integer I/O; float builtins too only where layers were kept float.
+    `sparse`: weights with zeros in TFLite's sparse encoding too."""
     tf = _tensorflow()
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT] + ([tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else [])
     # TFLITE_BUILTINS_INT8 would demand a representative dataset and calibrate again; with fake-quant
     # ops and builtins the converter takes the quantization-aware path (the IR's ranges). That every op
     # came out integer is checked on the file afterwards (convert()).
