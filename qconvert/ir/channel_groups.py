@@ -204,15 +204,24 @@ class _Analysis:
 
     def _follow_counts(self, node: ir.Node) -> None:
         """Carry channel counts through shape arithmetic; a use that is neither that nor the shape of a
-        Reshape of the same channels (`_reshape_op` checks it) freezes the tensors they count."""
+        Reshape or the sizes of a Resize of the same channels freezes the tensors they count."""
         held = [i for i, v in enumerate(node.inputs) if v is not None and any(self.counts.get(v.name, []))]
-        if not held or (node.op_type == "Reshape" and held == [1] and self._track(node.inputs[0]) is not None):
-            return
+        shape_input = {"Reshape": 1, "Resize": 3}.get(node.op_type)
+        if not held or (held == [shape_input] and self._track(node.inputs[0]) is not None):
+            return  # _reshape_op and _resize_op check it
         entries = _count_step(node, self.counts) if node.domain in ("", "ai.onnx") else None
         if entries is None or any(out.is_graph_output() for out in node.outputs):
             self._freeze_counts(node, f"{_describe(node)} uses the channel count")
         else:
             self.counts[node.outputs[0].name] = entries
+
+    def _counts_channels(self, counts: list | None, entry: int, track: Track) -> bool:
+        """Whether a shape vector computed at run time takes entry `entry` from the count of `track`'s own
+        channels and no other entry from a channel count: then it follows them as they shrink."""
+        if counts is None or entry >= len(counts) or counts[entry] not in self.tracks:
+            return False
+        others = [c for i, c in enumerate(counts) if c is not None and i != entry]
+        return np.array_equal(self.tracks[counts[entry]].ids, track.ids) and not others
 
     def _unite(self, a: np.ndarray, b: np.ndarray) -> None:
         for x, y in zip(a.tolist(), b.tolist()):
@@ -568,9 +577,7 @@ class _Analysis:
         if out_dims[b] != len(track.ids) * inner:
             raise _Barrier(f"{_describe(node)} splits the channel axis")
         if counts is not None:
-            source = self.tracks.get(counts[b]) if b < len(counts) and counts[b] is not None else None
-            others = [c for i, c in enumerate(counts) if c is not None and i != b]
-            if inner != 1 or source is None or not np.array_equal(source.ids, track.ids) or others:
+            if inner != 1 or not self._counts_channels(counts, b, track):
                 raise _Barrier(f"{_describe(node)} takes a shape computed at run time that does not count the "
                                f"channels")
             self._set(out, b, track.ids)  # the shape follows the channel count by itself
@@ -601,9 +608,10 @@ class _Analysis:
         scales_input = _input(node, 2) if node.op_type == "Resize" else _input(node, 1)
         sizes = _input(node, 3) if node.op_type == "Resize" else None
         if sizes is not None and _const_shape(sizes) != (0,):
-            if constant_array(sizes) is None:
-                raise _Barrier(f"{_describe(node)} takes its sizes at run time")
-            self.edits.append(Edit(EditKind.RESIZE, node, node.outputs[0].name, index=track.axis))
+            if constant_array(sizes) is not None:
+                self.edits.append(Edit(EditKind.RESIZE, node, node.outputs[0].name, index=track.axis))
+            elif not self._counts_channels(self.counts.get(sizes.name), track.axis, track):
+                raise _Barrier(f"{_describe(node)} takes sizes at run time that do not count the channels")
         else:
             scales = _const_list(scales_input, float)
             if scales is None or scales[track.axis] != 1:

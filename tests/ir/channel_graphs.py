@@ -133,3 +133,12 @@ def untracked_partner() -> ir.Model:
     return build("g (float[N, 3, 4, 4] x, float[N, 8, 4, 4] y) => (float[N, 2, 4, 4] out)",
                  {"Wb": (6, 3, 1, 1), "Wa": (8, 6, 1, 1), "k": (1, 8, 1, 1), "Wc": (2, 8, 1, 1)},
                  ["b = Conv(x, Wb)", "a = Conv(b, Wa)", "s = Sum(a, k, y)", "out = Conv(s, Wc)"])
+
+
+def runtime_resize() -> ir.Model:
+    """torch's F.interpolate(size=...) as exported: Resize sizes = Concat(Shape(a)[0:2], [8, 8])."""
+    return build("g (float[N, 3, 4, 4] x) => (float[N, 2, 8, 8] out)",
+                 {"Wa": (8, 3, 1, 1), "zero": ("int64", [0]), "two": ("int64", [2]), "hw": ("int64", [8, 8]),
+                  "Wc": (2, 8, 1, 1)},
+                 ["a = Conv(x, Wa)", "sh = Shape(a)", "head = Slice(sh, zero, two)", "sizes = Concat<axis = 0>(head, hw)",
+                  "r = Resize<mode = \"nearest\">(a, , , sizes)", "out = Conv(r, Wc)"])

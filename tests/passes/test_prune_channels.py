@@ -15,7 +15,8 @@ from tests.ir import channel_graphs
 from tests.passes.channel_zeroing import zeroed
 from tests.passes.helpers import ops, random_inputs, run
 
-GRAPHS = ["residual", "concat", "depthwise", "flatten_gemm", "split", "slice_gather", "runtime_reshape", "barrier"]
+GRAPHS = ["residual", "concat", "depthwise", "flatten_gemm", "split", "slice_gather", "runtime_reshape", "runtime_resize",
+          "barrier"]
 
 
 def _shape(model, name):
