@@ -110,3 +110,19 @@ def test_masks_that_match_no_parameter_are_refused(pruned):
     name = next(iter(masks))
     with pytest.raises(ValueError, match=f"'{name}' is \\[2\\] pruned"):
         HeldZeros(program, {name: np.ones(2, bool)})
+
+
+def test_adaround_keeps_the_pruned_weights_integer_zero(pruned, digits):
+    # Nothing holds them in AdaRound, but its rounding leaves exact zeros at code 0 (measured on the tiny VGG
+    # at 60%, 300 iterations: 0 of 143k pruned weights moved); this checks that it stays so.
+    from qconvert.train.adaround import AdaRoundOptions, adaround
+
+    model, masks = pruned
+    prepared = prepare_for_int8(model)
+    feeds = {"x": digits_at(digits[0][:64], 16)}
+    qdq = quantize_static(prepared, feeds, QuantConfig(per_channel=True))
+    result, facts = adaround(qdq, prepared, feeds, AdaRoundOptions(iterations=200, threads=1))
+    flipped = [layer.get("flipped", layer) for layer in facts["layers"]]
+    for name, mask in masks.items():
+        codes = result.graph.initializers[f"{name}_quantized"].const_value.numpy()
+        assert np.all(codes[~mask] == 0), (name, flipped)
