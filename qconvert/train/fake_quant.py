@@ -246,16 +246,25 @@ class QuantizedProgram(TrainableProgram):
                 self.module.get_parameter(attr).clamp_(min=initial * MIN_SCALE_RATIO)
 
 
-def qat_program(model: ir.Model, float_model: ir.Model | None = None) -> QuantizedProgram:
+def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_statistics: bool = False
+                ) -> QuantizedProgram:
     """The QDQ IR (as qconvert.quant.static writes it) as a QAT program in train mode, on the CPU.
     `float_model`: the float IR it was quantized from (after qconvert.passes.prepare_for_int8), whose
-    weights start the shadows."""
+    weights start the shadows. `batch_statistics`: Conv-rectifier layers train with a BatchNorm of their
+    own (qconvert/train/batchnorm.py; its statistics start at batchnorm.estimate_statistics)."""
     float_weights = {} if float_model is None else {
         name: value.const_value.numpy() for name, value in float_model.graph.initializers.items()
         if value.const_value is not None and value.const_value.numpy().dtype.kind == "f"}
     emitters = {"QuantizeLinear": quantize_linear,
                 "DequantizeLinear": partial(dequantize_linear, float_weights=float_weights)}
+    if batch_statistics:
+        from qconvert.train.batchnorm import conv_with_batchnorm
+
+        emitters["Conv"] = partial(conv_with_batchnorm, float_weights=float_weights)
     module, builder, inputs, outputs = build(model, mode="train", target=QAT_TARGET, emitters=emitters)
+    if batch_statistics:
+        module.graph.eliminate_dead_code()  # the weight and bias fake-quants a ConvBatchNorm computes itself
+        module.recompile()
     fixed, initializers, scales = fixed_scales(model), model.graph.initializers, {}
     for attr, name in builder.parameters.items():
         value, parameter = initializers[name], module.get_parameter(attr)

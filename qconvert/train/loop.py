@@ -10,7 +10,8 @@ because fine-tuning starts from a trained model.
 
 BatchNorm stays folded, as the cleaned IR has it: at Adam 1e-4 with the same data order, torch's own model
 with BatchNorm gave 98.9% (batch statistics) and 98.6% (frozen statistics) against the folded 98.3%, a
-difference of 1-2 of 359 samples.
+difference of 1-2 of 359 samples. For QAT, training under batch statistics and refolding afterwards
+(qconvert/train/batchnorm.py, quantization_aware's batch_statistics) measured no better on the Keras UNet.
 
 Deterministic: torch seeded, deterministic kernels, and the data order drawn from a generator of its own
 seed; two runs with the same options on the same machine give identical weights.
@@ -34,6 +35,7 @@ from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
 from qconvert.quant.evaluate import run_first_output
 from qconvert.report.accuracy import evaluate, infer_metric
+from qconvert.train.batchnorm import estimate_statistics, fold
 from qconvert.train.data import Feeds, TrainData
 from qconvert.train.fake_quant import qat_program
 from qconvert.train.losses import Loss, choose_loss
@@ -233,9 +235,7 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
             if score is not None and (best is None or score > best[0]):
                 best, history.best_epoch = (score, _snapshot(program)), epoch
         if best is not None:
-            with torch.no_grad():
-                for name, p in program.module.named_parameters():
-                    p.copy_(best[1][name])
+            program.module.load_state_dict(best[1])
         else:
             history.best_epoch = options.epochs
         if held is not None:
@@ -244,7 +244,8 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
 
 
 def _snapshot(program: TrainableProgram) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in program.module.named_parameters()}
+    """Parameters and buffers (a BatchNorm's running statistics belong to its epoch's weights)."""
+    return {name: t.detach().clone() for name, t in program.module.state_dict().items()}
 
 
 def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(), eval: EvalSet | None = None,
@@ -258,11 +259,16 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
 
 def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
                        eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None,
-                       float_model: ir.Model | None = None, masks: Masks | None = None) -> tuple[ir.Model, History]:
+                       float_model: ir.Model | None = None, masks: Masks | None = None,
+                       batch_statistics: bool = False) -> tuple[ir.Model, History]:
     """The QDQ IR trained with LSQ fake-quants (qconvert/train/fake_quant.py) and written back as a QDQ IR:
     trained integer weights, scales and int32 biases. `teacher`: the float IR whose outputs a label-free
     run distils; `float_model`: the prepared float IR the QDQ IR was quantized from, whose float weights
-    the training starts from; `masks`: the float IR's pruned weights, held at zero in their shadows."""
-    program = qat_program(model, float_model)
+    the training starts from; `masks`: the float IR's pruned weights, held at zero in their shadows;
+    `batch_statistics`: Conv-rectifier layers train under BatchNorm batch statistics, refolded afterwards
+    (qconvert/train/batchnorm.py; off: it measured no better than folded, see the module docstring)."""
+    program = qat_program(model, float_model, batch_statistics)
+    estimate_statistics(program, data.feeds, batch_size_of(model, options.batch))
     history = train(program, model, data, options, eval, progress, teacher, masks)
+    fold(program)
     return write_back_quantized(model, program), history
