@@ -13,11 +13,13 @@ rate, from the same calibration set:
   (qconvert/train), written back, lowered to TFLite.
 
 Each side runs in a fresh child process, the sides taking turns (ours, tfmot, ours, tfmot...), both with
-the same thread count (torch's threads; TensorFlow's intra-op threads, one inter-op thread). Per-epoch
+the same seed in each round (round r: seed r, which draws qconvert's data order and tfmot's weights of the
+quantizers and data order) and the same thread count (torch's threads; TensorFlow's intra-op threads, one inter-op thread). Per-epoch
 training seconds are the training steps alone (qconvert: EpochRecord.seconds; tfmot: a Keras callback
 around each epoch of `fit`); the ratio uses the median epoch of all rounds of each side (tfmot's first
 epoch also traces its graph). Dice: every .tflite on the evaluation set in the same LiteRT interpreter loop
-(qconvert.report.accuracy's Dice, threshold 0.5). Also the wall times of whole qconvert runs: plain PTQ,
+(qconvert.report.accuracy's Dice, threshold 0.5); the QAT rows are the mean over the rounds' seeds, each
+seed's Dice listed below, and the acceptance compares the means. Also the wall times of whole qconvert runs: plain PTQ,
 `--adaround` and `--qat`.
 """
 
@@ -50,7 +52,7 @@ def run_ours(request: dict) -> dict:
     began = time.perf_counter()
     result = convert(str(models / "unet.h5"), ["tflite-int8", "tflite-uint8"], out_dir=out,
                      calib=str(models / "unet_calib.npz"), eval_path=str(models / "unet_eval.npz"),
-                     threads=request["threads"], runs=request["runs"], seed=0,
+                     threads=request["threads"], runs=request["runs"], seed=request.get("seed", 0),
                      qat=kind == "qat", adaround=kind == "adaround",
                      train=str(models / "unet_train.npz") if kind == "qat" else None,
                      epochs=request["epochs"], lr=request["lr"], train_batch=request["batch"])
@@ -124,7 +126,7 @@ def run_tfmot(request: dict) -> dict:
     threads, models, out = request["threads"], Path(request["models"]), Path(request["out"])
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(request.get("seed", 0))
     tf.config.experimental.enable_op_determinism()
     with np.load(models / "unet_train.npz") as data:
         x, y = data["input"], data["labels"]
@@ -210,21 +212,27 @@ def render(options, began: float, ours: list[dict], theirs: list[dict], ptq: dic
 
     with np.load(Path(options.models) / "unet_eval.npz") as data:
         images, labels = data["input"], data["labels"]
-    runs = [("qconvert PTQ", ptq), ("qconvert AdaRound", rounded), ("qconvert QAT", ours[0]), ("tfmot QAT", theirs[0])]
-    dice = {(name, target): tflite_dice(path, images, labels, options.threads)
-            for name, facts in runs if facts is not None for target, path in facts["files"].items()}
+    runs = [("qconvert PTQ", [ptq]), ("qconvert AdaRound", [rounded] if rounded else None),
+            ("qconvert QAT", ours), ("tfmot QAT", theirs)]
+    targets = ("tflite-int8", "tflite-uint8")
+    # (row, target) -> Dice per round (per seed for the QAT rows)
+    dice = {(name, target): [tflite_dice(facts["files"][target], images, labels, options.threads) for facts in done]
+            for name, done in runs if done is not None for target in targets}
+    mean = {key: float(np.mean(values)) for key, values in dice.items()}
     lines = ["| model | tflite-int8 Dice | tflite-uint8 Dice |", "|---|---|---|"]
-    for name, facts in runs:
-        if facts is None:
+    for name, done in runs:
+        if done is None:
             lines.append(f"| {name} | (not finished) | |")
         else:
-            lines.append(f"| {name} | {dice[(name, 'tflite-int8')]:.4f} | {dice[(name, 'tflite-uint8')]:.4f} |")
+            seeds = f" (mean of seeds 0-{len(done) - 1})" if len(done) > 1 else ""
+            lines.append(f"| {name}{seeds} | {mean[(name, targets[0])]:.4f} | {mean[(name, targets[1])]:.4f} |")
+    by_seed = lambda name: ", ".join(f"{v:.4f}" for v in dice[(name, targets[0])])  # noqa: E731
     our_epochs = [e["seconds"] for run in ours for e in run["qat"]["epochs"] if e["epoch"] > 0]
     their_epochs = [s for run in theirs for s in run["epoch_seconds"]]
     ours_median, theirs_median = float(np.median(our_epochs)), float(np.median(their_epochs))
     ratio = ours_median / theirs_median
     qat = ours[0]["qat"]
-    ours_int8, theirs_int8 = dice[("qconvert QAT", "tflite-int8")], dice[("tfmot QAT", "tflite-int8")]
+    ours_int8, theirs_int8 = mean[("qconvert QAT", "tflite-int8")], mean[("tfmot QAT", "tflite-int8")]
     seconds = lambda values: ", ".join(f"{v:.1f}" for v in values)  # noqa: E731
     heap_s = {k: float(np.median(v)) for k, v in heap["seconds"].items()}
     heap_faults = {k: int(np.median(v)) for k, v in heap["faults"].items()}
@@ -234,11 +242,13 @@ def render(options, began: float, ours: list[dict], theirs: list[dict], ptq: dic
         f"## Keras UNet: {options.epochs} epochs, batch {options.batch}, Adam {options.lr:g}, "
         f"{options.threads} threads\n\n" + "\n".join(lines) + "\n\n"
         f"- source (Keras float) Dice on the same set: {ptq['source_dice']:.4f}\n"
-        f"- qconvert QAT on the IR: Dice before {qat['before'].get('dice', float('nan')):.4f} (PTQ QDQ IR in "
-        f"onnxruntime), after {qat['after'].get('dice', float('nan')):.4f}; best epoch {qat['best_epoch']} of "
-        f"{options.epochs} (kept by --eval; tfmot keeps its last)\n"
-        f"- tflite-int8 Dice: qconvert {ours_int8:.4f} vs tfmot {theirs_int8:.4f} ({ours_int8 - theirs_int8:+.4f}; "
-        f"acceptance ≥ tfmot's: {'met' if ours_int8 >= theirs_int8 else 'NOT met'})\n"
+        f"- qconvert QAT on the IR, seed 0: Dice before {qat['before'].get('dice', float('nan')):.4f} (PTQ QDQ IR "
+        f"in onnxruntime), after {qat['after'].get('dice', float('nan')):.4f}; best epochs by seed "
+        f"{', '.join(str(r['qat']['best_epoch']) for r in ours)} of {options.epochs} (kept by --eval; tfmot keeps "
+        f"its last)\n"
+        f"- tflite-int8 Dice by seed: qconvert {by_seed('qconvert QAT')}; tfmot {by_seed('tfmot QAT')}\n"
+        f"- tflite-int8 Dice, mean over seeds: qconvert {ours_int8:.4f} vs tfmot {theirs_int8:.4f} "
+        f"({ours_int8 - theirs_int8:+.4f}; acceptance ≥ tfmot's: {'met' if ours_int8 >= theirs_int8 else 'NOT met'})\n"
         f"- training seconds per epoch, median: qconvert {ours_median:.1f} s, tfmot {theirs_median:.1f} s, "
         f"ratio {ratio:.2f}× (acceptance ≤ 1.5×: {'met' if ratio <= 1.5 else 'NOT met'})\n"
         f"  - qconvert epochs by round: "
@@ -272,7 +282,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4,
                         help="Adam's rate, both sides (the UNet's QAT did better at it than at the --qat default)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="QAT runs per side, alternated")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="QAT runs per side, alternated; round r trains with seed r on both sides")
     parser.add_argument("--runs", type=int, default=10, help="qconvert's timed inference runs per row")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -287,9 +298,10 @@ def main() -> None:
             "threads": options.threads, "runs": options.runs}
     ours, theirs = [], []
     for round_ in range(options.rounds):
-        ours.append(child("ours", {**base, "kind": "qat", "out": str(WORK / f"ours{round_}")}))
+        seeded = {**base, "seed": round_}
+        ours.append(child("ours", {**seeded, "kind": "qat", "out": str(WORK / f"ours{round_}")}))
         print(f"round {round_}: qconvert QAT {ours[-1]['wall_s']:.0f} s", flush=True)
-        theirs.append(child("tfmot", {**base, "out": str(WORK / f"tfmot{round_}")}))
+        theirs.append(child("tfmot", {**seeded, "out": str(WORK / f"tfmot{round_}")}))
         print(f"round {round_}: tfmot QAT {theirs[-1]['wall_s']:.0f} s", flush=True)
     ptq = child("ours", {**base, "kind": "ptq", "out": str(WORK / "ptq")})
     heap = child("heap", {**base, "out": str(WORK / "heap")})
