@@ -44,9 +44,11 @@ bench: models
 	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
 	$(PY) -m bench.qat_vs_tfmot --models $(MODELS) --out bench/QAT.md
 
-# Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md.
+# Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md; their
+# channel groups pruned by half and checked (zeroing equals removal): bench/ZOO_PRUNE.md.
 zoo: $(STAMP)
 	$(PY) -m bench.zoo --out bench/ZOO.md --jobs 2
+	$(PY) -m bench.zoo_prune --out bench/ZOO_PRUNE.md
 
 # ONNX's backend node tests through the TFLite and torch emitters: bench/CONFORMANCE.md.
 conformance: $(STAMP)
