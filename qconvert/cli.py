@@ -296,6 +296,11 @@ def convert_command(model, to, out_dir, as_json, seed, debug, **groups):
             from qconvert.report.training_table import training_table
 
             Console(width=200).print(training_table(result))
+        if result.bundles:
+            from qconvert.report.bundles import bundle_spec
+            from qconvert.report.render import to_rich
+
+            Console(width=200).print(to_rich(bundle_spec(result.bundles)))
         for row in result.rows:
             if row.status not in ("ok", "skipped"):
                 click.echo(f"qconvert: {row.target} {row.status}: {row.error}", err=True)
@@ -423,8 +428,8 @@ def package_command(run_dir, target, out_dir, micro, debug):
     shapes, manifest.json, SHA256SUMS, golden inputs and outputs, verify.py, a model card."""
     from qconvert.bundle.package import package
 
-    manifest = _run(debug, package, run_dir, target, out_dir, micro_extras=micro)
-    click.echo(f"{out_dir}: {manifest['target']['name']} bundle, {len(manifest['artifacts'])} files; check it with "
+    record = _run(debug, package, run_dir, target, out_dir, micro_extras=micro)
+    click.echo(f"{out_dir}: {record.target} bundle; its verify.py: {record.verify}; check it again with "
                f"`python {out_dir}/verify.py`")
 
 

@@ -70,6 +70,5 @@ def model_card(m: dict) -> str:
                    f"{e['cpu_operators']} CPU operators, {e['cycles']} cycles ({e['inference_ms']:.2f} ms at "
                    f"{e['clock_hz'] / 1e6:.0f} MHz), SRAM {e['sram_kib']:.1f} KiB, flash {e['off_chip_flash_kib']:.1f} KiB."]
                   if "skipped" not in e else [f"- Arm Ethos-U estimate skipped: {e['skipped']}."])
-    lines += ["", "The full conversion report: " + ("report.html." if m["report_html"]["path"] else
-                                                     m["report_html"]["absent"] + "."), ""]
+    lines += ["", "The full conversion report, with this bundle's section: report.html.", ""]
     return "\n".join(lines)

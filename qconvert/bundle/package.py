@@ -1,7 +1,7 @@
 """`qconvert package RUN_DIR --target T -o BUNDLE`: one artifact of a conversion as a verified deployment bundle.
 
-Everything is written into a temporary folder beside BUNDLE and renamed into place at the end, so a failure
-leaves no bundle at all, never half of one.
+Everything is written into a temporary folder beside BUNDLE, checked by running the bundle's own verify.py, and
+renamed into place at the end, so a failure leaves no bundle at all, never half of one.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,8 @@ from qconvert.bundle import golden, manifest, micro
 from qconvert.bundle.checksums import sha256, write_sums
 from qconvert.bundle.run_dir import open_run
 from qconvert.bundle.static import static_artifact
-from qconvert.errors import UsageError
+from qconvert.errors import QConvertError, UsageError
+from qconvert.report.bundles import BundleRecord, bundle_record
 
 VERIFY = Path(__file__).with_name("verify_template.py")
 REPORT_HTML = "report.html"
@@ -31,8 +34,9 @@ def check_destination(out: Path) -> None:
 
 
 def package(run_dir: str | Path, target: str, out: str | Path, *, micro_extras: bool = False,
-            ethos_u: bool = True) -> dict:
-    """Writes the bundle; returns its manifest."""
+            ethos_u: bool = True) -> BundleRecord:
+    """Writes the bundle; returns what the report shows of it (qconvert.report.bundles), verify.py's line
+    included."""
     out = Path(out)
     check_destination(out)
     run = open_run(run_dir, target)
@@ -40,16 +44,40 @@ def package(run_dir: str | Path, target: str, out: str | Path, *, micro_extras: 
         raise UsageError(f"package: --micro applies to TFLite targets, not {target}")
     if micro_extras and micro.available():
         raise UsageError(f"package --micro: {micro.available()}")
+    report = _report(run)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        document = _build(run, work, micro_extras, ethos_u)
+        document = _build(run, report, work, out.name, micro_extras, ethos_u)
+        record = bundle_record(document, str(out), run_verify(work))
         if out.exists():
             out.rmdir()  # empty, checked above
         os.replace(work, out)
     finally:
         if work.exists():
             shutil.rmtree(work)
-    return document
+    return record
+
+
+def _report(run):
+    """The run's report.json as a ConversionResult, to render the bundle's report.html with its own section."""
+    from qconvert.report.load import result_from_dict
+
+    try:
+        return result_from_dict(run.report)
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"package: {run.folder / 'report.json'} is not a conversion report this qconvert reads "
+                         f"({type(error).__name__}: {error}); convert again") from None
+
+
+def run_verify(folder: Path) -> str:
+    """The bundle's verify.py on the finished folder: its OK line, or the bundle is refused with its FAILED line."""
+    process = subprocess.run([sys.executable, str(folder / "verify.py")], capture_output=True, text=True,
+                             timeout=900)
+    lines = [line for line in (process.stdout + process.stderr).splitlines() if line.startswith("verify: ")]
+    if process.returncode != 0 or not lines:
+        why = lines[-1] if lines else f"exit {process.returncode}"
+        raise QConvertError(f"package: the bundle failed its own verify.py ({why}); nothing was written")
+    return lines[-1].removeprefix("verify: ")
 
 
 def _finite(value):
@@ -63,15 +91,15 @@ def _finite(value):
     return value
 
 
-def _build(run, folder: Path, micro_extras: bool, ethos_u: bool) -> dict:
+def _build(run, report, folder: Path, name: str, micro_extras: bool, ethos_u: bool) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="qconvert-bundle-"))
     try:
-        return _assemble(run, folder, scratch, micro_extras, ethos_u)
+        return _assemble(run, report, folder, name, scratch, micro_extras, ethos_u)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _assemble(run, folder: Path, scratch: Path, micro_extras: bool, ethos_u: bool) -> dict:
+def _assemble(run, report, folder: Path, name: str, scratch: Path, micro_extras: bool, ethos_u: bool) -> dict:
     static = static_artifact(run, folder / run.artifact.name)
     io = static.io
     samples = golden.write_inputs(run, io, folder)
@@ -110,10 +138,6 @@ def _assemble(run, folder: Path, scratch: Path, micro_extras: bool, ethos_u: boo
             from qconvert.bundle import vela
 
             extras["ethos_u"] = vela.estimate(static.path, scratch)
-    html = run.folder / REPORT_HTML
-    if html.is_file():
-        shutil.copyfile(html, folder / REPORT_HTML)
-        artifacts.append((folder / REPORT_HTML, "report"))
     shutil.copyfile(VERIFY, folder / "verify.py")
     document = {
         "schema_version": manifest.SCHEMA_VERSION,
@@ -132,10 +156,16 @@ def _assemble(run, folder: Path, scratch: Path, micro_extras: bool, ethos_u: boo
         "parity": manifest.parity(run, evidence),
         "micro": extras["micro"],
         "ethos_u": extras["ethos_u"],
-        "report_html": {"path": REPORT_HTML} if html.is_file() else
-                       {"path": None, "absent": f"{run.folder.name}/{REPORT_HTML} did not exist when bundled"},
+        "report_html": {"path": REPORT_HTML, "from": f"{run.folder.name}/report.json and this bundle"},
         **{k: v for k, v in extras.items() if k not in ("micro", "ethos_u")},
     }
+    # The conversion's report with this bundle's section (its verify.py has not run yet: its column stays empty).
+    from qconvert.report.html import write_html
+
+    report.bundles = [bundle_record(document, name)]
+    write_html(report, folder / REPORT_HTML)
+    document["artifacts"].append(manifest.artifact(folder / REPORT_HTML, folder, "report", "-",
+                                                   sha256(folder / REPORT_HTML)))
     problems = manifest.check(document)
     if problems:  # a bug of ours, never the user's input
         raise RuntimeError(f"manifest does not follow its schema: {'; '.join(problems)}")

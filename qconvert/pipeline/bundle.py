@@ -52,14 +52,20 @@ def check_bundle(names: list[str], options) -> None:
 
 
 def write_bundles(state: ConversionState) -> None:
-    """--bundle: OUT/bundle-<target>/ for the targets named, or for every target whose artifact passed."""
+    """--bundle: OUT/bundle-<target>/ for the targets named, or for every target whose artifact passed; then
+    the report again, with their section (each bundle's own report.html holds its section only)."""
     wanted = state.options.bundle
     if not wanted.enabled:
         return
     from qconvert.bundle.package import package
+    from qconvert.pipeline.report import write_report
 
     passed = [r.target for r in state.result.rows if r.target != "source" and r.status == "ok"]
     for name in (wanted.targets or passed):
         state.notify("bundle", name)
         runtime = next(t.runtime for t in state.targets if t.name == name)
-        package(state.out, name, state.out / f"bundle-{name}", micro_extras=wanted.micro and runtime == "LiteRT")
+        record = package(state.out, name, state.out / f"bundle-{name}",
+                         micro_extras=wanted.micro and runtime == "LiteRT")
+        record.folder = f"bundle-{name}"  # within OUT, where report.json is
+        state.result.bundles.append(record)
+    write_report(state)

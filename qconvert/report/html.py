@@ -158,6 +158,17 @@ def pruning_section(run) -> str:
                     _figure(svg.lines(series, "step", "share", "pruning steps")), to_html(pruning_spec(run)))
 
 
+def bundles_section(result: ConversionResult) -> str:
+    from qconvert.report.bundles import bundle_spec
+
+    if not result.bundles:
+        return ""
+    return _section("bundles", "deployment bundles", to_html(bundle_spec(result.bundles)),
+                    _note("Each bundle: the artifact at batch 1 with static shapes, manifest.json, SHA256SUMS, golden "
+                          "inputs and outputs, verify.py (needs only numpy and the runtime), a model card and this "
+                          "page. Check one with `sha256sum -c SHA256SUMS` and `python verify.py` in its folder."))
+
+
 def conversion_html(result: ConversionResult) -> str:
     from qconvert.report.table import report_spec
 
@@ -165,7 +176,8 @@ def conversion_html(result: ConversionResult) -> str:
     sections = [summary, pareto_section(result), latency_section(result), parity_section(result)]
     if result.sensitivity is not None:
         sections += sensitivity_sections(result.sensitivity)
-    sections += [pruning_section(getattr(result, "pruning", None)), training_section(result)]
+    sections += [pruning_section(getattr(result, "pruning", None)), training_section(result),
+                 bundles_section(result)]
     title = f"qconvert: {result.model} ({result.framework} {result.format})"
     return _page(title, sections)
 

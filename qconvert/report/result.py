@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from qconvert.report.bundles import BundleRecord
 from qconvert.report.pruning import PruneRun
 
 if TYPE_CHECKING:  # the sections' own modules import onnx-ir and rich; the result stays light to import
@@ -92,6 +93,7 @@ class ConversionResult:
     training: list[TrainingRun] = field(default_factory=list)  # in the order they ran
     pruning: PruneRun | None = None  # --prune: what it did to the float IR
     rows: list[Row] = field(default_factory=list)
+    bundles: list[BundleRecord] = field(default_factory=list)  # --bundle: the deployment bundles written
 
     @property
     def ok(self) -> bool:
@@ -114,6 +116,7 @@ class ConversionResult:
         data["rows"] = [{k: clean(v) for k, v in row.items()} for row in data["rows"]]
         data["int8_parity"] = [{k: clean(v) for k, v in entry.items()} for entry in data["int8_parity"]]
         data["sensitivity"] = self.sensitivity.to_dict() if self.sensitivity else None
+        data["bundles"] = [{k: clean(v) for k, v in bundle.items()} for bundle in data["bundles"]]
         for run in data["training"]:
             for key in ("before", "after"):
                 run[key] = {k: clean(v) for k, v in run[key].items()} if run[key] else run[key]

@@ -1,13 +1,21 @@
-"""Deployment bundles from one tiny conversion (tiny Keras segmentation net, three int8 targets): manifest schema,
-checksums, static shapes in the bundled files, verify.py in an environment holding only numpy and the runtime,
-verify.py's one-line failure on a flipped byte, and the one-line refusals of bad input."""
+"""Deployment bundles from one tiny conversion with --bundle --micro (the tiny Keras segmentation net, three int8
+targets): manifest schema, checksums, static shapes in the bundled files, verify.py in an environment holding only
+numpy and the runtime, verify.py's one-line failure on a flipped byte, the bundles section of the report (the TFLM
+arena and TFLM-vs-LiteRT facts), `qconvert package`'s re-rendered report.html, and the one-line refusals of bad
+input.
+
+One conversion serves every test (module fixture). Its source is the Keras net as ONNX, so that the source
+measurement runs in onnxruntime rather than in a child that imports TensorFlow; bundling reads the kept IR, whatever
+the source was."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,33 +32,50 @@ RUNTIME_FILES = {"tflite-uint8": ["ai_edge_litert"], "onnx-qdq": ["onnxruntime"]
                  "torch-int8": ["torch", "torchgen", "typing_extensions.py"]}
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_keras, tmp_path_factory) -> Path:
-    from qconvert.pipeline.convert import convert
-    from qconvert.pipeline.options import CalibrationOptions, ConvertOptions, MeasureOptions
+SAMPLES = 2
 
-    out = tmp_path_factory.mktemp("bundle") / "run"
-    calib = out.parent / "calib.npz"
+
+@pytest.fixture(scope="module")
+def conversion(tiny_keras, tmp_path_factory):
+    from qconvert.converters import load_source
+    from qconvert.ir import save_ir
+    from qconvert.pipeline.convert import convert
+    from qconvert.pipeline.options import BundleOptions, CalibrationOptions, ConvertOptions, MeasureOptions
+
+    folder = tmp_path_factory.mktemp("bundle")
+    source = save_ir(load_source(str(tiny_keras["h5"])).ir, folder / "k2.onnx")
+    calib = folder / "calib.npz"
     np.savez(calib, image=np.random.default_rng(0).uniform(0, 1, (32, 16, 16, 3)).astype(np.float32))
     options = ConvertOptions(calibration=CalibrationOptions(str(calib), 32),
-                             measure=MeasureOptions(threads=1, runs=2, warmup=1, parity_samples=4))
-    result = convert(str(tiny_keras["h5"]), TARGETS, options, out_dir=out)
+                             measure=MeasureOptions(threads=1, runs=1, warmup=0, parity_samples=SAMPLES),
+                             bundle=BundleOptions(True, (), micro=True))
+    result = convert(str(source), TARGETS, options, out_dir=folder / "run")
     assert [r.status for r in result.rows] == ["ok"] * 4
-    return out
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_dir(conversion) -> Path:
+    return Path(conversion.out_dir)
 
 
 @pytest.fixture(scope="module")
 def bundles(run_dir) -> dict[str, Path]:
-    made = {}
-    for target in TARGETS:
-        made[target] = run_dir.parent / f"bundle-{target}"
-        package(run_dir, target, made[target], micro_extras=target.startswith("tflite"))
-    return made
+    return {target: run_dir / f"bundle-{target}" for target in TARGETS}
 
 
-def isolated_env(target: str, root: Path) -> dict:
+SITES = Path(tempfile.mkdtemp(prefix="qconvert-test-sites-"))  # removed at the module's end (teardown fixture)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_sites():
+    yield
+    shutil.rmtree(SITES, ignore_errors=True)
+
+
+def isolated_env(target: str) -> dict:
     """PYTHONPATH holding only numpy and the runtime (run with `python -s -S`: no site-packages at all)."""
-    folder = root / f"site-{target}"
+    folder = SITES / f"site-{target}"
     if not folder.exists():
         folder.mkdir()
         for name in ["numpy", "numpy.libs", *RUNTIME_FILES[target]]:
@@ -61,7 +86,7 @@ def isolated_env(target: str, root: Path) -> dict:
 
 def run_verify(bundle: Path, target: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-s", "-S", str(bundle / "verify.py")], capture_output=True, text=True,
-                          env=isolated_env(target, bundle.parent), timeout=300)
+                          env=isolated_env(target), cwd=bundle, timeout=300)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -77,7 +102,7 @@ def test_manifest_follows_schema(bundles, target):
     assert document["io"]["inputs"][0]["shape"][0] == 1
     assert float(document["parity"]["golden"]["sqnr_vs_ir_db"]) > 35  # the file computes the IR's int8 function
     assert float(document["parity"]["from_report"]["sqnr_db"]) > 20
-    assert document["golden"]["samples"] == 4
+    assert document["golden"]["samples"] == SAMPLES
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -108,6 +133,7 @@ def test_bundled_files_are_static(bundles):
 def test_extras(bundles):
     onnx_files = {p.name for p in bundles["onnx-qdq"].iterdir()}
     assert {"k2.qdq.ort", "k2.qdq.required_operators.config"} <= onnx_files
+
     micro = json.loads((bundles["tflite-uint8"] / "manifest.json").read_text())["micro"]
     assert micro["arena_bytes"] > 0 and "AddConv2D" in micro["resolver"]
     assert micro["max_steps"] is not None and 0 <= micro["differing_pct"] <= 100
@@ -117,9 +143,10 @@ def test_extras(bundles):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_verify_passes_with_only_numpy_and_the_runtime(bundles, target):
-    env = isolated_env(target, bundles[target].parent)
-    for absent in ("qconvert", "tensorflow", "onnx"):  # the isolation holds
-        probe = subprocess.run([sys.executable, "-s", "-S", "-c", f"import {absent}"], env=env, capture_output=True)
+    env = isolated_env(target)
+    for absent in ("qconvert", "tensorflow", "onnx"):  # the isolation holds (run where verify.py runs)
+        probe = subprocess.run([sys.executable, "-s", "-S", "-c", f"import {absent}"], env=env, capture_output=True,
+                               cwd=bundles[target])
         assert probe.returncode != 0, absent
     result = run_verify(bundles[target], target)
     assert result.returncode == 0, result.stderr
@@ -175,3 +202,53 @@ def test_cli_package_refusal_exit_code(run_dir, tmp_path):
                              "-o", str(tmp_path / "x")], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "onnx-fp32 is not in" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def _section_rows(page: str, anchor: str) -> list[list[str]]:
+    from tests.report.test_renderers import _html_rows
+
+    found = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+    return _html_rows(found.group(1)) if found else []
+
+
+def test_report_shows_the_bundles(conversion, run_dir, bundles):
+    """--bundle --micro: report.json, the tables and report.html hold each bundle, the TFLM arena and TFLM against
+    LiteRT as the manifest has them, and verify.py's line from the finished bundle."""
+    from qconvert.report.bundles import bundle_spec
+    from qconvert.report.load import result_from_dict
+
+    saved = json.loads((run_dir / "report.json").read_text())
+    assert [b["target"] for b in saved["bundles"]] == TARGETS
+    for record in saved["bundles"]:
+        assert record["folder"] == f"bundle-{record['target']}" and record["verify"].startswith("OK: ")
+        assert record["golden_samples"] == SAMPLES
+    micro = json.loads((bundles["tflite-uint8"] / "manifest.json").read_text())["micro"]
+    facts = saved["bundles"][0]["micro"]
+    assert facts["arena_bytes"] == micro["arena_bytes"] > 0 and facts["max_steps"] == micro["max_steps"]
+    assert facts["differing_pct"] == micro["differing_pct"] and facts["ops"] == len(micro["ops"])
+    assert [b["micro"] for b in saved["bundles"][1:]] == [None, None]
+
+    cells = bundle_spec(result_from_dict(saved).bundles).cells()
+    assert cells == bundle_spec(conversion.bundles).cells()
+    arena = f"{micro['arena_bytes']:,d}"
+    assert arena in cells[0] and f"{micro['differing_pct']:.2f}" in cells[0] and str(micro["max_steps"]) in cells[0]
+    assert _section_rows((run_dir / "report.html").read_text(), "bundles")[1:] == cells
+    # Each bundle's own page: the conversion's report with its own bundle's row; verify.py had not run yet.
+    own = _section_rows((bundles["tflite-uint8"] / "report.html").read_text(), "bundles")
+    assert len(own) == 2 and own[1][:-1] == cells[0][:-1] and own[1][-1] == "–"
+
+
+def test_package_renders_the_report_with_its_bundle(run_dir, tmp_path):
+    """`qconvert package` on a run folder: the bundle's report.html is the run's report (rendered again from
+    report.json) with the bundle's section; the run's own files are left as they were."""
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    record = package(run_dir, "tflite-uint8", tmp_path / "b", ethos_u=False)
+    assert record.target == "tflite-uint8" and record.verify.startswith("OK: ") and record.micro is None
+    page = (tmp_path / "b" / "report.html").read_text()
+    run_page = (run_dir / "report.html").read_text()
+    assert _section_rows(page, "summary") == _section_rows(run_page, "summary")
+    rows = _section_rows(page, "bundles")
+    assert len(rows) == 2 and rows[1][:3] == ["tflite-uint8", "LiteRT", "b"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert any(a["path"] == "report.html" and a["role"] == "report" for a in manifest["artifacts"])
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before

@@ -1,6 +1,6 @@
 """Report models with every section filled, built by hand (no conversion runs), at the sizes a large
 conversion reaches: 14 rows with 1000 timed runs each, 40 int8 layers, 3 activation histograms, 4 int8
-artifacts, 3 training stages of 20 epochs."""
+artifacts, 3 training stages of 20 epochs, 2 deployment bundles (one with TFLite Micro)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from qconvert.quant.activation_ranges import DISPLAY_BINS, ActivationHistogram
 from qconvert.quant.sensitivity import LayerSensitivity, Sensitivity
+from qconvert.report.bundles import BundleRecord, MicroFacts
 from qconvert.report.int8_parity import ParityPair
 from qconvert.report.result import ConversionResult, Row, Status, TrainingRun
 
@@ -59,5 +60,13 @@ def full_result() -> ConversionResult:
                     {"sqnr_db": 37.0, "top1": 96.25}, {"sqnr_db": 39.0, "top1": 97.25}),
         TrainingRun("adaround", "--calib", 5.0, before={"sqnr_db": 36.0, "top1": 96.0},
                     after={"sqnr_db": 37.0, "top1": 96.25}),
+    ]
+    result.bundles = [
+        BundleRecord("tflite-uint8", "LiteRT", "bundle-tflite-uint8", "vgg.uint8.tflite", 1_234_567, True, [], 4,
+                     38.5, float("inf"), "OK: 12 files match SHA256SUMS; 4 golden samples reproduced by LiteRT",
+                     MicroFacts("0.dev20261023182759", 123_456, 1, 0.00390625, 2.5, 40, 9),
+                     "9 NPU / 0 CPU ops, 0.123 ms at 500 MHz, SRAM 96.0 KiB, flash 1205.6 KiB"),
+        BundleRecord("torch-int8", "torch", "bundle-torch-int8", "vgg.int8.pt", 1_300_000, False, ["x[0]"], 4,
+                     38.4, 60.2, "OK: 8 files match SHA256SUMS; 4 golden samples reproduced by torch"),
     ]
     return result

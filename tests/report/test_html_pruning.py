@@ -28,7 +28,7 @@ def sweep_result() -> SweepResult:
     return result
 
 
-ALL_SECTIONS = SECTIONS[:-1] + ["pruning", "training"]
+ALL_SECTIONS = SECTIONS[:-2] + ["pruning", "training", "bundles"]
 
 
 def test_every_section_within_2_mb():

@@ -15,7 +15,7 @@ import pytest
 from qconvert.report.html import report_html, write_html
 from tests.report.sample_results import full_result
 
-SECTIONS = ["summary", "pareto", "latency", "int8-parity", "sensitivity", "activations", "training"]
+SECTIONS = ["summary", "pareto", "latency", "int8-parity", "sensitivity", "activations", "training", "bundles"]
 BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(name)), None)
 needs_browser = pytest.mark.skipif(BROWSER is None, reason="no chromium: apt-get install chromium (see README)")
@@ -37,6 +37,7 @@ def test_every_section_and_nothing_external():
 def test_sections_without_data_are_left_out():
     result = full_result()
     result.int8_parity, result.sensitivity, result.training, result.metric = [], None, [], None
+    result.bundles = []
     for row in result.rows:
         row.latencies_ms = []
     page = report_html(result)
