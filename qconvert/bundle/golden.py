@@ -67,7 +67,8 @@ def run_expected(folder: Path, spec: dict) -> list[np.ndarray]:
     spec_path = folder / ".golden-spec.json"
     spec_path.write_text(json.dumps(spec))
     try:
-        process = subprocess.run([sys.executable, "-m", "qconvert.bundle.golden_child", str(folder), str(spec_path)],
+        process = subprocess.run([sys.executable, "-m", "qconvert.bundle.golden_child", str(folder), str(spec_path),
+                                  str(folder / EXPECTED)],
                                  capture_output=True, text=True, timeout=900)
     finally:
         spec_path.unlink()

@@ -3,8 +3,11 @@ reduced build is compiled from (onnxruntime.tools.convert_onnx_models_to_ort, fi
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
+import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +15,50 @@ import numpy as np
 from qconvert.errors import QConvertError
 
 
+def _tool():
+    """The converter function, imported in this process: a child spent seconds importing torch and onnx again
+    (onnxruntime.tools imports both), which the packaging process has loaded already. The import calls
+    logging.basicConfig (a root handler on our stderr) and puts its logger at DEBUG: both undone."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    for handler in [h for h in root.handlers if h not in before]:
+        root.removeHandler(handler)
+    logging.getLogger("ort_format_model.utils").setLevel(logging.WARNING)
+    return convert_onnx_models_to_ort, OptimizationStyle
+
+
+@contextlib.contextmanager
+def _captured():
+    """stdout and fd 2 (onnxruntime's C++ log) into one file while the tool runs; yields a reader of it."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log):
+                yield lambda: (log.flush(), log.seek(0), log.read())[2]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def convert(model: Path, folder: Path) -> tuple[Path, Path]:
     """<stem>.ort and <stem>.required_operators.config beside `model` in `folder`."""
-    process = subprocess.run([sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(model),
-                              "--output_dir", str(folder), "--optimization_style", "Fixed"],
-                             capture_output=True, text=True, timeout=900)
+    convert_onnx_models_to_ort, style = _tool()
     ort, config = folder / f"{model.stem}.ort", folder / f"{model.stem}.required_operators.config"
-    if process.returncode != 0 or not ort.is_file() or not config.is_file():
-        lines = [line for line in (process.stderr + process.stdout).splitlines() if line.strip()]
+    error = None
+    with _captured() as read:
+        try:
+            convert_onnx_models_to_ort(model, output_dir=folder, optimization_styles=[style.Fixed])
+        except Exception as raised:  # onnxruntime's own exceptions, on a model it cannot load or convert
+            error = f"{type(raised).__name__}: {raised}"
+        log = read()
+    if error or not ort.is_file() or not config.is_file():
+        lines = [line for line in ((error or "") + "\n" + log).splitlines() if line.strip()]
         raise QConvertError(f"package: onnxruntime could not write the ORT format of {model.name}: "
-                            f"{lines[-1] if lines else f'exit {process.returncode}'}")
+                            f"{lines[0] if error else lines[-1] if lines else 'no .ort file written'}")
     return ort, config
 
 
