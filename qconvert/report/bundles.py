@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qconvert.report.columns import Column, TextTable, text
-from qconvert.report.format import MISSING, number
+from qconvert.report.format import number
 
 
 @dataclass
@@ -109,12 +109,3 @@ def bundle_spec(records: list[BundleRecord]) -> TextTable:
                     "again in exactly that arena), differences from LiteRT over every output element")
     return TextTable("deployment bundles", COLUMNS, records, caption)
 
-
-def micro_text(micro: MicroFacts | None) -> str:
-    """One sentence of the TFLM facts (the model card)."""
-    if micro is None:
-        return MISSING
-    difference = (f"max {number(micro.max_steps, 'd')} steps" if micro.max_steps is not None else
-                  f"max |difference| {number(micro.max_abs_difference, '.3g')}")
-    return (f"arena {number(micro.arena_bytes, ',d')} bytes (measured); against LiteRT {difference}, "
-            f"{number(micro.differing_pct, '.2f')} % of {number(micro.elements, ',d')} output elements differ")

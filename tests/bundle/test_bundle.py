@@ -24,6 +24,7 @@ import pytest
 from qconvert.bundle import manifest as manifest_schema
 from qconvert.bundle.package import package
 from qconvert.errors import UsageError
+from qconvert.report.format import number
 
 TARGETS = ["tflite-uint8", "onnx-qdq", "torch-int8"]
 SITE = Path(np.__file__).resolve().parent.parent
@@ -139,6 +140,9 @@ def test_extras(bundles):
     assert micro["max_steps"] is not None and 0 <= micro["differing_pct"] <= 100
     source = next((bundles["tflite-uint8"] / "micro").glob("*_model_data.cc")).read_text()
     assert "alignas(16) const unsigned char" in source
+    card = (bundles["tflite-uint8"] / "README.md").read_text()  # the model card, through the report's formatter
+    assert f"arena {number(micro['arena_bytes'], ',d')} bytes (measured)" in card
+    assert f"{number(micro['differing_pct'], '.2f')} % of {number(micro['elements'], ',d')} output" in card
 
 
 @pytest.mark.parametrize("target", TARGETS)
