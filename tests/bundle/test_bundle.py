@@ -220,6 +220,8 @@ def test_report_shows_the_bundles(conversion, run_dir, bundles):
     LiteRT as the manifest has them, and verify.py's line from the finished bundle."""
     from qconvert.report.bundles import bundle_spec
     from qconvert.report.load import result_from_dict
+    from qconvert.report.markdown import report_markdown
+    from qconvert.report.render import to_markdown
 
     saved = json.loads((run_dir / "report.json").read_text())
     assert [b["target"] for b in saved["bundles"]] == TARGETS
@@ -237,6 +239,7 @@ def test_report_shows_the_bundles(conversion, run_dir, bundles):
     arena = f"{micro['arena_bytes']:,d}"
     assert arena in cells[0] and f"{micro['differing_pct']:.2f}" in cells[0] and str(micro["max_steps"]) in cells[0]
     assert _section_rows((run_dir / "report.html").read_text(), "bundles")[1:] == cells
+    assert to_markdown(bundle_spec(conversion.bundles)) in report_markdown(conversion)
     # Each bundle's own page: the conversion's report with its own bundle's row; verify.py had not run yet.
     own = _section_rows((bundles["tflite-uint8"] / "report.html").read_text(), "bundles")
     assert len(own) == 2 and own[1][:-1] == cells[0][:-1] and own[1][-1] == "–"

@@ -139,3 +139,26 @@ def test_real_conversion_rows_hold_raw_latencies_and_zipped_sizes(tiny_onnx, tmp
     assert TextTable(spec.title, spec.columns, _rows_from_json(saved)).cells() == spec.cells()
     assert all(cells in _html_rows(page) for cells in spec.cells())
     assert not math.isnan(row.zip_mb)
+
+
+def test_markdown_and_html_hold_every_section_from_its_column_spec():
+    """Summary, int8 parity, sensitivity, pruning, training and bundles: Markdown and report.html render the
+    same TextTable, cell for cell."""
+    from qconvert.report.bundles import bundle_spec
+    from qconvert.report.int8_parity import parity_spec
+    from qconvert.report.prune_specs import pruning_spec
+    from qconvert.report.sensitivity_table import sensitivity_spec
+    from qconvert.report.training_table import training_spec
+    from tests.report.test_html_pruning import pruned_result
+
+    result = pruned_result()
+    text, page_rows = report_markdown(result), _html_rows(report_html(result))
+    specs = [report_spec(result), parity_spec(result.int8_parity), sensitivity_spec(result.sensitivity),
+             pruning_spec(result.pruning), training_spec(result), bundle_spec(result.bundles)]
+    for spec in specs:
+        assert to_markdown(spec) in text, spec.title
+        assert _markdown_rows(to_markdown(spec))[1:] == [[c.replace("|", "/") for c in row] for row in spec.cells()]
+        assert all(row in page_rows for row in spec.cells()), spec.title
+    order = [text.index(to_markdown(spec)) for spec in specs]
+    assert order == sorted(order)  # report.html's order
+    assert "TFLM arena bytes" in text and "123,456" in text  # the sample's TFLite Micro arena
