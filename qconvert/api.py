@@ -11,9 +11,9 @@ from pathlib import Path
 from qconvert.backends.targets import EmitOptions
 from qconvert.pipeline import convert as pipeline_convert
 from qconvert.pipeline import sensitivity as pipeline_sensitivity
-from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
-                                       MixedPrecisionOptions, PruneOptions, RoundingOptions, SourceOptions,
-                                       TrainingOptions)
+from qconvert.pipeline.options import (BundleOptions, CalibrationOptions, ConvertOptions, EvalOptions,
+                                       MeasureOptions, MixedPrecisionOptions, PruneOptions, RoundingOptions,
+                                       SourceOptions, TrainingOptions)
 from qconvert.prune.method import parse_method
 from qconvert.pipeline.state import Progress
 from qconvert.quant.config import QuantConfig
@@ -62,6 +62,8 @@ def convert(
     temperature: float = TrainingOptions.temperature,
     adaround: bool = RoundingOptions.adaround,
     bias_correction: bool = RoundingOptions.bias_correction,
+    bundle: bool | str | list[str] = BundleOptions.enabled,
+    micro: bool = BundleOptions.micro,
 ) -> ConversionResult:
     """`calib`: calibration data for static int8 targets (qconvert.quant.data); `eval_path`: an .npz of
     inputs and labels that adds a task metric per row; `max_drop`: keep the most sensitive layers float
@@ -70,7 +72,9 @@ def convert(
     `train`: an .npz of inputs (and optional labels) that `finetune` (the float model, first) and `qat` (the
     static int8 model, after calibration) train on; `adaround`, `bias_correction`: label-free PTQ
     refinements on the calibration set; `prune`: the share of weights pruned from the float model first
-    (`prune_method` layer, global, channel or N:M; `prune_steps` > 1 fine-tunes between steps)."""
+    (`prune_method` layer, global, channel or N:M; `prune_steps` > 1 fine-tunes between steps); `bundle`:
+    deployment bundles in OUT/bundle-<target>/ (qconvert.bundle), True for every target that passed or the
+    targets named; `micro`: with `bundle`, TFLite bundles also get the TFLite Micro sources and measured arena."""
     options = ConvertOptions(
         source=SourceOptions(tuple(input_shapes), weights, trust_code),
         measure=MeasureOptions(device, threads, batch, parity_samples, runs, warmup),
@@ -83,10 +87,24 @@ def convert(
         training=TrainingOptions(train, finetune, qat, epochs, lr, train_batch, temperature),
         rounding=RoundingOptions(adaround, bias_correction),
         emit=EmitOptions(io_layout=io_layout, torch_engine=engine),
+        bundle=_bundle_options(bundle, micro),
         seed=seed,
     )
     names = to.split(",") if isinstance(to, str) else list(to)
     return pipeline_convert.convert(str(model), names, options, out_dir=out_dir, progress=progress)
+
+
+def _bundle_options(bundle: bool | str | list[str], micro: bool) -> BundleOptions:
+    """As the CLI's --bundle [TARGETS] --micro: False, True (every target that passed), or the targets."""
+    from qconvert.errors import UsageError
+
+    if bundle is False or bundle is None:
+        if micro:
+            raise UsageError("micro=True is read by bundle; add bundle=True")
+        return BundleOptions()
+    names = () if bundle is True else tuple(t.strip() for t in (bundle.split(",") if isinstance(bundle, str)
+                                                                else bundle) if t.strip())
+    return BundleOptions(True, names, micro)
 
 
 def sensitivity(

@@ -259,3 +259,14 @@ def test_package_renders_the_report_with_its_bundle(run_dir, tmp_path):
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert any(a["path"] == "report.html" and a["role"] == "report" for a in manifest["artifacts"])
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_api_takes_the_bundle_options(tmp_path):
+    """qconvert.convert(bundle=..., micro=...) is --bundle [TARGETS] --micro: checked before the model is read."""
+    import qconvert
+
+    with pytest.raises(UsageError, match="--bundle onnx-qdq: not among the targets converted"):
+        qconvert.convert(tmp_path / "absent.onnx", to="onnx-fp32", out_dir=tmp_path / "o", bundle=["onnx-qdq"])
+    with pytest.raises(UsageError, match="micro=True is read by bundle"):
+        qconvert.convert(tmp_path / "absent.onnx", to="onnx-fp32", out_dir=tmp_path / "o", micro=True)
+    assert not (tmp_path / "o").exists()
