@@ -133,7 +133,8 @@ def _choose(analysis: ChannelGroups, scores: np.ndarray, ranked: np.ndarray, tar
             frozen = "no BatchNormalization ranks its channels (--prune-importance bn)"
         kept = len(units)
         if frozen is None and target > 0:
-            kept = min(len(units), math.ceil(len(units) * (1 - target) / multiple_of) * multiple_of)
+            # rounded to 9 places first: 9 * (1 - 1/9) is 8, not 8.000000000000002 rounded up to 9
+            kept = min(len(units), math.ceil(round(len(units) * (1 - target) / multiple_of, 9)) * multiple_of)
             order = np.argsort(scores[units], kind="stable")  # least important first, ties in channel order
             removed[units[order[:len(units) - kept]]] = True
         records.append(GroupPruning(group.name, len(units), kept, list(group.members), frozen))

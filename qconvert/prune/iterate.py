@@ -27,10 +27,10 @@ def prune_to(model: ir.Model, options, finetune: FineTune | None = None,
     params, nonzero = parameter_counts(model)
     run, masks = PruneRun(options.method.name, options.sparsity, params, nonzero), None
     schedule = cubic_schedule(options.sparsity, options.steps)
-    for step, target in enumerate(schedule, start=1):
+    for step, (previous, target) in enumerate(zip([0.0, *schedule], schedule), start=1):
         if notify is not None:
             notify(f"{options.method.name} {target:.2f} ({step}/{len(schedule)})")
-        model, record, report = prune_step(model, options, target, step)
+        model, record, report = prune_step(model, options, target, step, previous)
         run.steps.append(record)
         if report is not None:
             run.macs_before = run.macs_before or report.macs_before

@@ -24,14 +24,19 @@ def parameter_counts(model: ir.Model) -> tuple[int, int]:
     return total, nonzero
 
 
-def prune_step(model: ir.Model, options, target: float, step: int = 1) -> tuple[ir.Model, PruneStep, object]:
-    """`model` pruned to `target` by `options.method` (qconvert.pipeline.options.PruneOptions), as a new
-    model; the step's record; and the channel pass's own report (None for unstructured methods)."""
+def prune_step(model: ir.Model, options, target: float, step: int = 1,
+               previous: float = 0.0) -> tuple[ir.Model, PruneStep, object]:
+    """`model`, pruned to `previous` by the steps before, pruned to `target` by `options.method`
+    (qconvert.pipeline.options.PruneOptions), as a new model; the step's record; and the channel pass's own
+    report (None for unstructured methods)."""
     began, kind = time.perf_counter(), options.method.kind
     if kind is PruneKind.CHANNEL:
         from qconvert.passes.prune_channels import Importance, prune_channels
 
-        pruned, report = prune_channels(model, target, Importance(options.importance), options.multiple_of)
+        # The channel pass removes a share of the channels left; unstructured passes count the zeros of the
+        # whole weight, the earlier steps' included, so they take `target` as it is.
+        share = 1 - (1 - target) / (1 - previous)
+        pruned, report = prune_channels(model, share, Importance(options.importance), options.multiple_of)
         params, nonzero = parameter_counts(pruned)
         record = PruneStep(step, target, 1 - report.params_after / max(report.params_before, 1), params, nonzero,
                            time.perf_counter() - began, macs=report.macs_after,
