@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import time
 import traceback
 from collections import Counter
@@ -41,14 +40,10 @@ def cnn_entries(only: list[str] | None) -> list:
     return [m for m in models if m.format in ("pt2", "keras") and not m.options.get("keras2")]
 
 
-def reason_kind(reason: str) -> str:
-    """A frozen reason without its node and tensor names, to count alike reasons together."""
-    return re.sub(r"'[^']*'", "…", reason)
-
-
 def measure(model, share: float) -> dict:
     from qconvert.converters import load_source
     from qconvert.converters.input_spec import parse_input_shapes
+    from qconvert.ir.channel_groups import reason_kind
     from qconvert.passes import cleanup
     from qconvert.passes.prune_channels import prune_channels
     from tests.passes.channel_zeroing import zeroed

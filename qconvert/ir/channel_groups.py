@@ -23,6 +23,7 @@ shape that spells a channel count); the pruning pass (qconvert.passes.prune_chan
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,6 +108,12 @@ class ChannelGroups:
     @property
     def prunable(self) -> list[ChannelGroup]:
         return [g for g in self.groups if g.frozen is None]
+
+
+def reason_kind(reason: str) -> str:
+    """A frozen group's reason without its node and tensor names (each reason quotes them), so alike
+    reasons count together: "graph output 'out'" -> "graph output …"."""
+    return re.sub(r"'[^']*'", "…", reason)
 
 
 def analyze(graph: ir.Graph) -> ChannelGroups:

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir.channel_groups import reason_kind
 from qconvert.prune.schedule import cubic_schedule
 from qconvert.prune.step import parameter_counts, prune_step
 from qconvert.report.pruning import PruneRun
@@ -34,7 +35,8 @@ def prune_to(model: ir.Model, options, finetune: FineTune | None = None,
         run.steps.append(record)
         if report is not None:
             run.macs_before = run.macs_before or report.macs_before
-            run.frozen = dict(Counter(group.frozen for group in report.groups if group.frozen))
+            # by kind of reason (each group's own, with its names, stays in the step's layer records)
+            run.frozen = dict(Counter(reason_kind(group.frozen) for group in report.groups if group.frozen))
         else:
             masks = weight_masks(model, [layer["name"] for layer in record.layers])
         if step < len(schedule) and finetune is not None:

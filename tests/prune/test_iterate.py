@@ -26,3 +26,9 @@ def test_two_channel_steps_end_at_the_kept_counts_of_one():
     assert first == {"a": 9, "out": 4} and second == one
     assert run.steps[-1].params == _kept(1)[0].steps[-1].params
 
+
+def test_frozen_groups_count_by_kind_of_reason_and_keep_their_own_in_the_step():
+    run, _ = _kept(1)
+    assert run.frozen == {"graph output …": 1}
+    frozen = {layer["name"]: layer["frozen"] for layer in run.steps[0].layers}
+    assert frozen == {"a": None, "out": "graph output 'out'"}
