@@ -82,7 +82,7 @@ def _micro(value):
 
 
 def _static(record: BundleRecord) -> str:
-    return "yes" if record.static else "keeps " + ", ".join(record.dynamic_kept) + " run-time"
+    return "yes" if record.static else "keeps " + ", ".join(record.dynamic_kept) + " dynamic"
 
 
 COLUMNS = [
