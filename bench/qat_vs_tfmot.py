@@ -114,17 +114,15 @@ def run_heap(request: dict) -> dict:
     return {"seconds": seconds, "faults": faults}
 
 
-def run_tfmot(request: dict) -> dict:
-    """tfmot quantize_model QAT of the reference in this process; per-epoch seconds and two .tflite files."""
+def tf_keras_side(request: dict):
+    """TensorFlow set up for a tfmot side as qconvert's training is: the request's threads (one inter-op
+    thread), its seed, op determinism; the UNet's training images, masks and calibration images."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
-    import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from models.unet_keras import _bce_dice_loss
-
-    threads, models, out = request["threads"], Path(request["models"]), Path(request["out"])
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    models = Path(request["models"])
+    tf.config.threading.set_intra_op_parallelism_threads(request["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(request.get("seed", 0))
     tf.config.experimental.enable_op_determinism()
@@ -132,6 +130,19 @@ def run_tfmot(request: dict) -> dict:
         x, y = data["input"], data["labels"]
     with np.load(models / "unet_calib.npz") as data:
         calib = data["input"]
+    return x, y, calib
+
+
+def run_tfmot(request: dict) -> dict:
+    """tfmot quantize_model QAT of the reference in this process; per-epoch seconds and two .tflite files."""
+    x, y, calib = tf_keras_side(request)
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    from models.unet_keras import _bce_dice_loss
+
+    models, out = Path(request["models"]), Path(request["out"])
 
     began = time.perf_counter()
     model = tfmot.quantization.keras.quantize_model(keras.models.load_model(models / "unet.h5", compile=False))
