@@ -174,7 +174,7 @@ def run_unet_ours(request: dict) -> dict:
 def run_unet_tfmot(request: dict) -> dict:
     """tfmot prune_low_magnitude on the UNet (PolynomialDecay 0 -> 80% over the fine-tuning), stripped,
     converted to full-integer uint8 TFLite from the calibration set."""
-    from bench.qat_vs_tfmot import tf_keras_side
+    from bench.qat_vs_tfmot import keras_to_tflite, tf_keras_side
 
     x, y, calib = tf_keras_side(request)
     import tensorflow as tf
@@ -201,16 +201,8 @@ def run_unet_tfmot(request: dict) -> dict:
     trained = time.perf_counter() - began
     weights = [w for layer in stripped.layers for w in layer.get_weights()[:1] if w.ndim > 1]
     sparsity = sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights)
-    files = {}
-    for name, dtype in (("fp32", None), ("uint8", tf.uint8)):
-        converter = tf.lite.TFLiteConverter.from_keras_model(stripped)
-        if dtype is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
-            converter.inference_input_type = converter.inference_output_type = dtype
-        path = out / f"unet.tfmot.{name}.tflite"
-        path.write_bytes(converter.convert())
-        files[f"tflite-{name}"] = str(path)
+    files = {f"tflite-{name}": keras_to_tflite(stripped, out / f"unet.tfmot.{name}.tflite", calib, dtype)
+             for name, dtype in (("fp32", None), ("uint8", tf.uint8))}
     return {"train_s": trained, "sparsity": sparsity, "files": files}
 
 

@@ -133,6 +133,20 @@ def tf_keras_side(request: dict):
     return x, y, calib
 
 
+def keras_to_tflite(model, path: Path, calib: np.ndarray, dtype=None) -> str:
+    """`model` through the TFLite converter into `path`: float without `dtype`, else full integer from the
+    calibration images with `dtype` (tf.int8 or tf.uint8) inputs and outputs."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if dtype is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
+        converter.inference_input_type = converter.inference_output_type = dtype
+    path.write_bytes(converter.convert())
+    return str(path)
+
+
 def run_tfmot(request: dict) -> dict:
     """tfmot quantize_model QAT of the reference in this process; per-epoch seconds and two .tflite files."""
     x, y, calib = tf_keras_side(request)
@@ -162,15 +176,8 @@ def run_tfmot(request: dict) -> dict:
                         callbacks=[times])
     trained = time.perf_counter() - began
 
-    files = {}
-    for name, dtype in (("int8", tf.int8), ("uint8", tf.uint8)):
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([calib[i:i + 1]] for i in range(len(calib)))
-        converter.inference_input_type = converter.inference_output_type = dtype
-        path = out / f"unet.tfmot.{name}.tflite"
-        path.write_bytes(converter.convert())
-        files[f"tflite-{name}"] = str(path)
+    files = {f"tflite-{name}": keras_to_tflite(model, out / f"unet.tfmot.{name}.tflite", calib, dtype)
+             for name, dtype in (("int8", tf.int8), ("uint8", tf.uint8))}
     return {"epoch_seconds": times.seconds, "loss": [float(v) for v in history.history["loss"]],
             "train_s": trained, "wall_s": time.perf_counter() - began, "files": files}
 

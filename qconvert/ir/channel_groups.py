@@ -252,17 +252,19 @@ class _Analysis:
 
     # -- producers ------------------------------------------------------------------------------------
 
-    def _conv(self, node: ir.Node) -> None:
-        x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
-        weight = constant_array(w)
-        if weight is None:
-            raise _Barrier(f"{_describe(node)} has a weight computed at run time")
-        group = node.attributes.get_int("group", 1)
-        c_out, c_in = weight.shape[0], weight.shape[1] * group
+    def _conv_input(self, node: ir.Node, x: ir.Value, c_in: int):
+        """The channels a Conv or ConvTranspose reads, or None where they are not followed (a flattened
+        tensor's are frozen)."""
         track = self._input_channels(node, x, 1, c_in)
         if track is not None and track.inner != 1:
             self._freeze(x, f"{_describe(node)} reads a flattened tensor")
-            track = None
+            return None
+        return track
+
+    def _conv(self, node: ir.Node) -> None:
+        x, out, weight, group = node.inputs[0], node.outputs[0], _conv_weight(node), node.attributes.get_int("group", 1)
+        c_out, c_in = weight.shape[0], weight.shape[1] * group
+        track = self._conv_input(node, x, c_in)
         bias = len(node.inputs) > 2 and node.inputs[2] is not None
         if group == 1:
             self._set(out, 1, self._new_ids(c_out))
@@ -282,16 +284,9 @@ class _Analysis:
             self._slice_edit(node, 2, 0, out)
 
     def _convtranspose(self, node: ir.Node) -> None:
-        x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
-        weight = constant_array(w)
-        if weight is None:
-            raise _Barrier(f"{_describe(node)} has a weight computed at run time")
-        group = node.attributes.get_int("group", 1)
+        x, out, weight, group = node.inputs[0], node.outputs[0], _conv_weight(node), node.attributes.get_int("group", 1)
         c_in, per_group = weight.shape[0], weight.shape[1]
-        track = self._input_channels(node, x, 1, c_in)
-        if track is not None and track.inner != 1:
-            self._freeze(x, f"{_describe(node)} reads a flattened tensor")
-            track = None
+        track = self._conv_input(node, x, c_in)
         if group == 1:
             self._set(out, 1, self._new_ids(per_group))
             self.producers.append(Producer(node, out.name, weight, 1))
@@ -796,3 +791,11 @@ def _split_sizes(node: ir.Node, channels: int) -> list[int] | None:
     pieces = len(node.outputs)
     size = -(-channels // pieces)  # opset 18 num_outputs: equal pieces, the last one smaller
     return [min(size, channels - i * size) for i in range(pieces)]
+
+
+def _conv_weight(node: ir.Node) -> np.ndarray:
+    """A Conv's or ConvTranspose's constant weight; one computed at run time is a barrier."""
+    weight = constant_array(node.inputs[1])
+    if weight is None:
+        raise _Barrier(f"{_describe(node)} has a weight computed at run time")
+    return weight
