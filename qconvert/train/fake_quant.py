@@ -22,6 +22,7 @@ loop's Adam normalises each parameter's steps, so there it only scales where Ada
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -51,15 +52,47 @@ def lsq_fake_quantize(x: Tensor, scale: Tensor, zero: Tensor, axis: int, low: in
     times the gradient scale. `grad_scale` None: an activation's, from its features per sample.
 
     torch's fused LSQ kernels compute it (a third of the time of the same formula in separate ops); they
-    also give the zero point a gradient, which nothing reads: zero points are buffers."""
+    also give the zero point a gradient, which nothing reads: zero points are buffers. A per-tensor
+    fake-quant over its dtype's whole range runs forward through torch's vectorised quantizer
+    (_PerTensorFakeQuantize)."""
     if grad_scale is None:
         grad_scale = lsq_grad_scale(x[0].numel() if x.dim() > 0 else 1, high - low)
     x = x.to(torch.float32)
     if scale.numel() == 1:
-        return torch._fake_quantize_learnable_per_tensor_affine(
-            x, scale.reshape(1), zero.reshape(1).to(torch.float32), low, high, grad_scale)
+        scale, zero = scale.reshape(1), zero.reshape(1).to(torch.float32)
+        if (low, high) in QUANTIZED_DTYPES and x.device.type == "cpu":
+            return _PerTensorFakeQuantize.apply(x, scale, zero, low, high, grad_scale)
+        return torch._fake_quantize_learnable_per_tensor_affine(x, scale, zero, low, high, grad_scale)
     return torch._fake_quantize_learnable_per_channel_affine(
         x, scale.reshape(-1), zero.reshape(-1).to(torch.float32), axis % x.dim(), low, high, grad_scale)
+
+
+# torch's quantized dtypes by their code range
+QUANTIZED_DTYPES = {(0, 255): torch.quint8, (-128, 127): torch.qint8}
+
+
+class _PerTensorFakeQuantize(torch.autograd.Function):
+    """torch._fake_quantize_learnable_per_tensor_affine with its forward as quantize_per_tensor then
+    dequantize: torch's quantizer is vectorised where the fused kernel's forward is not, and the
+    activations' fake-quants were a quarter of a UNet QAT step's CPU time. The two round differently on a
+    few values in a million, one step apart (ties of x/s, taken as x·(1/s) or x/s). The backward is the
+    fused kernel's own: a formula in separate ops took twice its time."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor, zero: Tensor, low: int, high: int, grad_scale: float) -> Tensor:
+        ctx.save_for_backward(x, scale, zero)
+        ctx.low, ctx.high, ctx.grad_scale = low, high, grad_scale
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.quantize_per_tensor")  # deprecated, not gone
+            quantized = torch.quantize_per_tensor(x, float(scale), int(zero), QUANTIZED_DTYPES[(low, high)])
+        return quantized.dequantize()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, scale, zero = ctx.saved_tensors
+        grad_x, grad_scale, _ = torch.ops.aten._fake_quantize_learnable_per_tensor_affine_backward(
+            grad.contiguous(), x, scale, zero, ctx.low, ctx.high, ctx.grad_scale)
+        return grad_x, grad_scale, None, None, None, None
 
 
 def weight_range(dtype: ir.DataType, zero: np.ndarray) -> tuple[int, int]:
@@ -258,9 +291,9 @@ def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_stat
     emitters = {"QuantizeLinear": quantize_linear,
                 "DequantizeLinear": partial(dequantize_linear, float_weights=float_weights)}
     if batch_statistics:
-        from qconvert.train.batchnorm import conv_with_batchnorm
+        from qconvert.train.batchnorm import quantized_conv_with_batchnorm
 
-        emitters["Conv"] = partial(conv_with_batchnorm, float_weights=float_weights)
+        emitters["Conv"] = partial(quantized_conv_with_batchnorm, float_weights=float_weights)
     module, builder, inputs, outputs = build(model, mode="train", target=QAT_TARGET, emitters=emitters)
     if batch_statistics:
         module.graph.eliminate_dead_code()  # the weight and bias fake-quants a ConvBatchNorm computes itself
