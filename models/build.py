@@ -37,6 +37,10 @@ MAX_BATCH = 1024
 CALIB_SEED, CALIB_SAMPLES = 777, 256
 
 
+class BuildError(Exception):
+    """A reference model that cannot be built as specified; main prints its one line and exits 1."""
+
+
 def calibration_inputs(name, input_shape):
     from models.data import digits_split, shapes_with_masks, token_sequences
 
@@ -103,7 +107,8 @@ def build_torch(name, out, tiny):
     import torch
 
     module = importlib.import_module(f"models.{name}_torch")
-    model, x_eval, y_eval, score, seconds = module.build_and_train(tiny)
+    # A module may add facts for the manifest (dwnet: the seed its dead-channel check accepted).
+    model, x_eval, y_eval, score, seconds, *facts = module.build_and_train(tiny)
     input_name = TORCH_INPUT_NAMES[name]
     example = torch.from_numpy(x_eval[:2])
 
@@ -126,6 +131,7 @@ def build_torch(name, out, tiny):
         "train_seconds": seconds,
         "files": [f"{name}.pt", f"{name}.pt2", f"{name}_weights.pt", f"{name}_eval.npz", f"{name}_calib.npz",
                   f"{name}_train.npz"],
+        **(facts[0] if facts else {}),
     }
 
 
@@ -166,7 +172,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown model(s): {', '.join(unknown)}")
     start = time.perf_counter()
-    build(args.out, tiny=args.tiny, only=only)
+    try:
+        build(args.out, tiny=args.tiny, only=only)
+    except BuildError as error:
+        raise SystemExit(f"models.build: {error}") from None
     print(f"done in {time.perf_counter() - start:.1f}s -> {args.out}")
 
 

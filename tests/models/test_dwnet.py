@@ -28,6 +28,21 @@ def test_tiny_build_files_and_metric(tiny_models):
     for filename in entry["files"]:
         assert (tiny_models / filename).is_file(), filename
     assert "dwnet_train.npz" in entry["files"]
+    # The build kept the first seed whose training left a dead depthwise channel, and says which.
+    tried = entry["seeds_tried"]
+    assert tried[-1]["seed"] == entry["seed"] and entry["depthwise_spread"] >= dwnet_torch.DEAD_SPREAD
+    assert all(t["depthwise_spread"] < dwnet_torch.DEAD_SPREAD for t in tried[:-1])
+
+
+def test_no_dead_channel_in_any_seed_is_one_line(monkeypatch):
+    from models.build import BuildError
+
+    monkeypatch.setattr(dwnet_torch, "MAX_SEEDS", 1)
+    monkeypatch.setattr(dwnet_torch, "DEAD_SPREAD", float("inf"))
+    monkeypatch.setitem(dwnet_torch.TINY_TRAIN, "epochs", 1)
+    with pytest.raises(BuildError, match=r"^dwnet: no seed in 7-7 left a dead depthwise channel") as error:
+        dwnet_torch.build_and_train(tiny=True)
+    assert "\n" not in str(error.value)
 
 
 def test_saved_program_is_depthwise_separable_with_relu6(tiny_models):
