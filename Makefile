@@ -43,6 +43,7 @@ bench: models
 	$(PY) -m bench.quant_vs_ort --models $(MODELS) --out bench/QUANT.md
 	$(PY) -m bench.run --models $(MODELS) --out bench/RESULTS.md
 	$(PY) -m bench.qat_vs_tfmot --models $(MODELS) --out bench/QAT.md
+	$(PY) -m bench.qat_dwnet --models $(MODELS) --out bench/QAT_DWNET.md
 	$(PY) -m bench.prune --models $(MODELS) --out bench/PRUNE.md
 	$(PY) -m bench.bundle_venvs --models $(MODELS) --out bench/BUNDLES.md
 
