@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,7 +67,8 @@ class PruneChannels(ir.passes.FunctionalPass):
     after and every group with its fate.
     """
 
-    def __init__(self, *, target: float, importance: Importance = Importance.L1, multiple_of: int = 8):
+    def __init__(self, *, target: float, importance: Importance = Importance.L1, multiple_of: int = 8,
+                 channels: Mapping[str, int] | None = None):
         super().__init__()
         if not 0 <= target < 1:
             raise UsageError(f"channel pruning {target:g}: give the share of channels removed, from 0 up to "
@@ -74,13 +76,14 @@ class PruneChannels(ir.passes.FunctionalPass):
         if multiple_of < 1:
             raise UsageError(f"channel pruning: multiple_of {multiple_of} must be 1 or more")
         self.target, self.importance, self.multiple_of = target, Importance(importance), multiple_of
+        self.channels = dict(channels or {})
         self.report: ChannelPruning | None = None
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         pruned = copy_model(model)
         analysis = analyze(pruned.graph)
         scores, ranked = _scores(analysis, self.importance)
-        removed, groups = _choose(analysis, scores, ranked, self.target, self.multiple_of)
+        removed, groups = _choose(analysis, scores, ranked, self.target, self.multiple_of, self.channels)
         keep = {name: analysis.keep_mask(name, removed) for name in analysis.tracks}
         params, macs = parameter_count(model), macs_per_sample(model)
         if removed.any():
@@ -91,10 +94,13 @@ class PruneChannels(ir.passes.FunctionalPass):
 
 
 def prune_channels(model: ir.Model, target: float, importance: Importance = Importance.L1,
-                   multiple_of: int = 8) -> tuple[ir.Model, ChannelPruning]:
+                   multiple_of: int = 8, channels: Mapping[str, int] | None = None
+                   ) -> tuple[ir.Model, ChannelPruning]:
     """`model` with the share `target` of each prunable group's channels removed, as a new model (the
-    input stays as it is), and what was removed."""
-    pass_ = PruneChannels(target=target, importance=importance, multiple_of=multiple_of)
+    input stays as it is), and what was removed. `channels`: the counts `target` is a share of, by group
+    name (group_channels of the unpruned model, for one step of several: each step's kept counts are
+    then rounded from the original counts, so K steps end where one does); default each group's own."""
+    pass_ = PruneChannels(target=target, importance=importance, multiple_of=multiple_of, channels=channels)
     return pass_(model).model, pass_.report
 
 
@@ -121,8 +127,13 @@ def _scores(analysis: ChannelGroups, importance: Importance) -> tuple[np.ndarray
     return scores, ranked
 
 
+def group_channels(model: ir.Model) -> dict[str, int]:
+    """Each channel group's channel count, by group name (its first producer, which pruning keeps)."""
+    return {group.name: len(group.units) for group in analyze(model.graph).groups}
+
+
 def _choose(analysis: ChannelGroups, scores: np.ndarray, ranked: np.ndarray, target: float,
-            multiple_of: int) -> tuple[np.ndarray, list[GroupPruning]]:
+            multiple_of: int, channels: Mapping[str, int]) -> tuple[np.ndarray, list[GroupPruning]]:
     """Which unit ids go (a bool array), and each group's record."""
     removed = np.zeros(len(analysis.unit_of), dtype=bool)
     records = []
@@ -134,7 +145,8 @@ def _choose(analysis: ChannelGroups, scores: np.ndarray, ranked: np.ndarray, tar
         kept = len(units)
         if frozen is None and target > 0:
             # rounded to 9 places first: 9 * (1 - 1/9) is 8, not 8.000000000000002 rounded up to 9
-            kept = min(len(units), math.ceil(round(len(units) * (1 - target) / multiple_of, 9)) * multiple_of)
+            base = channels.get(group.name, len(units))
+            kept = min(len(units), math.ceil(round(base * (1 - target) / multiple_of, 9)) * multiple_of)
             order = np.argsort(scores[units], kind="stable")  # least important first, ties in channel order
             removed[units[order[:len(units) - kept]]] = True
         records.append(GroupPruning(group.name, len(units), kept, list(group.members), frozen))

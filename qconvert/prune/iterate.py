@@ -10,6 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.ir.channel_groups import reason_kind
+from qconvert.prune.method import PruneKind
 from qconvert.prune.schedule import cubic_schedule
 from qconvert.prune.step import parameter_counts, prune_step
 from qconvert.report.pruning import PruneRun
@@ -28,10 +29,15 @@ def prune_to(model: ir.Model, options, finetune: FineTune | None = None,
     params, nonzero = parameter_counts(model)
     run, masks = PruneRun(options.method.name, options.sparsity, params, nonzero), None
     schedule = cubic_schedule(options.sparsity, options.steps)
-    for step, (previous, target) in enumerate(zip([0.0, *schedule], schedule), start=1):
+    channels = None
+    if options.method.kind is PruneKind.CHANNEL:
+        from qconvert.passes.prune_channels import group_channels
+
+        channels = group_channels(model)  # every step's kept counts come from the unpruned ones
+    for step, target in enumerate(schedule, start=1):
         if notify is not None:
             notify(f"{options.method.name} {target:.2f} ({step}/{len(schedule)})")
-        model, record, report = prune_step(model, options, target, step, previous)
+        model, record, report = prune_step(model, options, target, step, channels)
         run.steps.append(record)
         if report is not None:
             run.macs_before = run.macs_before or report.macs_before

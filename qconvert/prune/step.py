@@ -25,18 +25,19 @@ def parameter_counts(model: ir.Model) -> tuple[int, int]:
 
 
 def prune_step(model: ir.Model, options, target: float, step: int = 1,
-               previous: float = 0.0) -> tuple[ir.Model, PruneStep, object]:
-    """`model`, pruned to `previous` by the steps before, pruned to `target` by `options.method`
+               channels: dict[str, int] | None = None) -> tuple[ir.Model, PruneStep, object]:
+    """`model`, pruned by the steps before, pruned to `target` by `options.method`
     (qconvert.pipeline.options.PruneOptions), as a new model; the step's record; and the channel pass's own
-    report (None for unstructured methods)."""
+    report (None for unstructured methods). `channels`: the unpruned model's channel count of each group
+    (prune_channels.group_channels), which a channel step's `target` is a share of."""
     began, kind = time.perf_counter(), options.method.kind
     if kind is PruneKind.CHANNEL:
         from qconvert.passes.prune_channels import Importance, prune_channels
 
-        # The channel pass removes a share of the channels left; unstructured passes count the zeros of the
-        # whole weight, the earlier steps' included, so they take `target` as it is.
-        share = 1 - (1 - target) / (1 - previous)
-        pruned, report = prune_channels(model, share, Importance(options.importance), options.multiple_of)
+        # Unstructured passes count the zeros of the whole weight, the earlier steps' included, so they too
+        # take `target` as it is.
+        pruned, report = prune_channels(model, target, Importance(options.importance), options.multiple_of,
+                                        channels)
         params, nonzero = parameter_counts(pruned)
         record = PruneStep(step, target, 1 - report.params_after / max(report.params_before, 1), params, nonzero,
                            time.perf_counter() - began, macs=report.macs_after,
