@@ -60,6 +60,7 @@ def convert(
     lr: float | None = TrainingOptions.lr,
     train_batch: int = TrainingOptions.train_batch,
     temperature: float = TrainingOptions.temperature,
+    finetune_batch_statistics: bool = TrainingOptions.finetune_batch_statistics,
     adaround: bool = RoundingOptions.adaround,
     bias_correction: bool = RoundingOptions.bias_correction,
     bundle: bool | str | list[str] = BundleOptions.enabled,
@@ -70,9 +71,11 @@ def convert(
     until the static int8 metric is within this of the float model's (needs `eval_path`); `engine`: the
     PyTorch int8 engine (x86, qnnpack for ARM...) torch-int8/torch-dynamic weights are packed for;
     `train`: an .npz of inputs (and optional labels) that `finetune` (the float model, first) and `qat` (the
-    static int8 model, after calibration) train on; `adaround`, `bias_correction`: label-free PTQ
-    refinements on the calibration set; `prune`: the share of weights pruned from the float model first
-    (`prune_method` layer, global, channel or N:M; `prune_steps` > 1 fine-tunes between steps); `bundle`:
+    static int8 model, after calibration) train on; `finetune_batch_statistics`: fine-tuning trains each
+    Conv-BatchNorm-ReLU block's BatchNorm on batch statistics (False: folded into the conv); `adaround`,
+    `bias_correction`: label-free PTQ refinements on the calibration set; `prune`: the share of weights
+    pruned from the float model first (`prune_method` layer, global, channel or N:M; `prune_steps` > 1
+    fine-tunes between steps); `bundle`:
     deployment bundles in OUT/bundle-<target>/ (qconvert.bundle), True for every target that passed or the
     targets named; `micro`: with `bundle`, TFLite bundles also get the TFLite Micro sources and measured arena."""
     options = ConvertOptions(
@@ -84,7 +87,8 @@ def convert(
         mixed=MixedPrecisionOptions(max_drop),
         pruning=PruneOptions(prune, parse_method(prune_method), prune_steps, prune_depthwise, prune_keep_first_last,
                              prune_importance, prune_multiple_of),
-        training=TrainingOptions(train, finetune, qat, epochs, lr, train_batch, temperature),
+        training=TrainingOptions(train, finetune, qat, epochs, lr, train_batch, temperature,
+                                 finetune_batch_statistics),
         rounding=RoundingOptions(adaround, bias_correction),
         emit=EmitOptions(io_layout=io_layout, torch_engine=engine),
         bundle=_bundle_options(bundle, micro),

@@ -179,6 +179,10 @@ with_training_options = option_group(
                  show_default=True, help="Training batch (the model's own where its batch is fixed)."),
     click.option("--temperature", type=positive, default=TrainingOptions.temperature, show_default=True,
                  help="Distillation temperature for class scores (training without labels)."),
+    click.option("--finetune-batch-statistics/--finetune-folded", "finetune_batch_statistics",
+                 default=TrainingOptions.finetune_batch_statistics, show_default=True, help="Fine-tuning: each "
+                 "Conv-BatchNorm-ReLU block trains its BatchNorm on batch statistics (refolded afterwards), or "
+                 "keeps it folded into the conv."),
 )
 
 
@@ -372,6 +376,10 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
 @click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True)
 @click.option("--lr", type=positive, default=None, help=f"Adam learning rate [{FINETUNE_LR:g}].")
 @click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch, show_default=True)
+@click.option("--finetune-batch-statistics/--finetune-folded", "finetune_batch_statistics",
+              default=TrainingOptions.finetune_batch_statistics, show_default=True, help="Fine-tuning: each "
+              "Conv-BatchNorm-ReLU block trains its BatchNorm on batch statistics (refolded afterwards), or "
+              "keeps it folded into the conv.")
 @click.option("--prune-steps", type=click.IntRange(min=1), default=1, show_default=True,
               help="Iterative pruning per point, fine-tuned between steps (needs --train).")
 @click.option("--prune-depthwise", is_flag=True, help="Unstructured: prune depthwise conv weights too.")
@@ -386,9 +394,9 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
 @with_eval_options
 @with_source_options
 @debug_option
-def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, train_batch, prune_steps, prune_depthwise,
-                        prune_keep_first_last, prune_importance, prune_multiple_of, out_dir, threads, as_json, seed,
-                        evaluation, source, debug):
+def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, train_batch, finetune_batch_statistics,
+                        prune_steps, prune_depthwise, prune_keep_first_last, prune_importance, prune_multiple_of,
+                        out_dir, threads, as_json, seed, evaluation, source, debug):
     """The metric against sparsity for each pruning method, with and (--train) without fine-tuning."""
     from rich.console import Console
 
@@ -405,7 +413,7 @@ def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, trai
                                keep_first_last=prune_keep_first_last, importance=prune_importance,
                                multiple_of=prune_multiple_of)
         training = TrainingOptions(train_path, finetune=train_path is not None, epochs=epochs, lr=lr,
-                                   train_batch=train_batch)
+                                   train_batch=train_batch, finetune_batch_statistics=finetune_batch_statistics)
         return prune_sweep(model, source, evaluation, kinds, shares, pruning, training, out_dir=out_dir,
                            threads=threads, seed=seed)
 

@@ -72,6 +72,9 @@ class TrainingOptions:
     lr: float | None = None  # Adam's; None: each stage's own default (FINETUNE_LR, QAT_LR)
     train_batch: int = 32  # the IR's own batch where it is fixed
     temperature: float = 4.0  # distillation of class scores
+    # --finetune: each Conv-BatchNorm-rectifier block trains under batch statistics and is refolded after
+    # (qconvert/train/batchnorm.py); False: BatchNorm stays folded into the conv, as the IR holds it
+    finetune_batch_statistics: bool = True
 
     @property
     def trains(self) -> bool:

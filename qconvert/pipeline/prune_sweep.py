@@ -55,10 +55,12 @@ def prune_sweep(model: str, source: SourceOptions, evaluation: EvalOptions, meth
         options = TrainOptions(epochs=training.epochs, lr=training.finetune_lr, batch=training.train_batch,
                                seed=seed, temperature=training.temperature, threads=threads or physical_cores())
         settings = {"epochs": options.epochs, "lr": options.lr, "batch": options.batch,
-                    "data": "labels" if data.labels is not None else "distilled"}
+                    "data": "labels" if data.labels is not None else "distilled",
+                    "batchnorm": "batch statistics" if training.finetune_batch_statistics else "folded"}
 
         def tune(pruned, masks, unpruned):
-            return finetune(pruned, data, options, teacher=unpruned, masks=masks)[0]
+            return finetune(pruned, data, options, teacher=unpruned, masks=masks,
+                            batch_statistics=training.finetune_batch_statistics)[0]
 
     result = sweep(graph, model, eval_feeds, labels, methods, sparsities, pruning, evaluation.metric, tune, settings,
                    notify)

@@ -97,7 +97,8 @@ def train_float(state: ConversionState, model: ir.Model, stage: str) -> ir.Model
     before = _scores(state, model, reference, eval_reference)
     options = _train_options(state, state.options.training.finetune_lr)
     trained, history = finetune_ir(model, data.train, options, _eval_set(state), _progress(state, stage),
-                                   teacher=teacher, masks=state.masks)
+                                   teacher=teacher, masks=state.masks,
+                                   batch_statistics=state.options.training.finetune_batch_statistics)
     after = _scores(state, trained, reference, eval_reference)
     state.training.append(_run(stage, _described(data.train, "--train"), began, history, options.lr,
                                before=before, after=after))

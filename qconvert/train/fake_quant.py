@@ -291,9 +291,9 @@ def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_stat
     emitters = {"QuantizeLinear": quantize_linear,
                 "DequantizeLinear": partial(dequantize_linear, float_weights=float_weights)}
     if batch_statistics:
-        from qconvert.train.batchnorm import conv_with_batchnorm
+        from qconvert.train.batchnorm import quantized_conv_with_batchnorm
 
-        emitters["Conv"] = partial(conv_with_batchnorm, float_weights=float_weights)
+        emitters["Conv"] = partial(quantized_conv_with_batchnorm, float_weights=float_weights)
     module, builder, inputs, outputs = build(model, mode="train", target=QAT_TARGET, emitters=emitters)
     if batch_statistics:
         module.graph.eliminate_dead_code()  # the weight and bias fake-quants a ConvBatchNorm computes itself

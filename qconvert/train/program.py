@@ -61,9 +61,16 @@ def is_weight(value: ir.Value) -> bool:
     return size > 1 or any(node.op_type in LAYERS for node, _ in uses)
 
 
-def trainable_program(model: ir.Model) -> TrainableProgram:
-    """The float IR (as qconvert.passes.cleanup leaves it) as a program in train mode, on the CPU."""
-    module, builder, inputs, outputs = build(model, mode="train", target=TARGET)
+def trainable_program(model: ir.Model, batch_statistics: bool = False) -> TrainableProgram:
+    """The float IR (as qconvert.passes.cleanup leaves it) as a program in train mode, on the CPU.
+    `batch_statistics`: Conv-rectifier layers train with a BatchNorm of their own (qconvert/train/batchnorm.py;
+    its statistics start at batchnorm.estimate_statistics, and batchnorm.fold puts it back into the conv)."""
+    emitters = {}
+    if batch_statistics:
+        from qconvert.train.batchnorm import conv_with_batchnorm
+
+        emitters["Conv"] = conv_with_batchnorm
+    module, builder, inputs, outputs = build(model, mode="train", target=TARGET, emitters=emitters)
     initializers = model.graph.initializers
     for attr, name in builder.parameters.items():
         module.get_parameter(attr).requires_grad_(is_weight(initializers[name]))

@@ -91,7 +91,7 @@ def test_training_normalises_by_the_batch_and_keeps_the_statistics_of_the_unfold
     variance), by hand."""
     from qconvert.train.batchnorm import EPS, MOMENTUM
 
-    layer = ConvBatchNorm(2, {}, 0, -127, 127, 1.0)
+    layer = ConvBatchNorm(2, {})
     with torch.no_grad():
         layer.running_mean.copy_(torch.tensor([0.5, -1.0]))
         layer.running_var.copy_(torch.tensor([2.0, 0.25]))
