@@ -25,6 +25,8 @@ training digits, 3 epochs, batch 32, Adam 1e-4, the last epoch's top-1 on 359 sa
 (88.02 with γ and β from the pruned model itself: the damaged channels then have to be trained back at
 1e-4). The tiny VGG of the tests, same data: unpruned 98.33 folded, 99.16 (from 90.53); global 40% 97.77,
 98.89; global 60% 92.76, 97.77 (94.99 without the reference); layer-wise 60% 86.63, 93.31 (80.50 without).
+Channel pruning of the reference VGG to 50%, 12 epochs (last epoch): 98.89 at 1e-4 and 98.33 at 1e-3
+(folded: 97.49 at 1e-3 here, after three epochs near ln 10 loss; bench/PRUNE.md's folded run collapsed).
 A training step takes about 1.5x as long (the extra normalisation).
 
 QAT: off by default (quantization_aware's batch_statistics) because it measured no better than training
