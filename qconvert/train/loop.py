@@ -259,7 +259,9 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
     Conv-rectifier layers train under BatchNorm batch statistics, refolded before the write-back
     (qconvert/train/batchnorm.py; off: BatchNorm stays folded, see the module docstring)."""
     program = trainable_program(model, batch_statistics)
-    before = trainable_program(teacher, batch_statistics) if teacher is not None and teacher is not model else None
+    # the unpruned model's γ and β start a pruned one's BatchNorms; folded training has none to start
+    before = trainable_program(teacher, True) if batch_statistics and teacher is not None and teacher is not model \
+        else None
     estimate_statistics(program, data.feeds, batch_size_of(model, options.batch), before)
     history = train(program, model, data, options, eval, progress, teacher, masks)
     fold(program)
