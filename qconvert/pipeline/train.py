@@ -48,6 +48,8 @@ def _run(stage: str, data: str, began: float, history=None, lr: float | None = N
     run = TrainingRun(stage, data, time.perf_counter() - began, lr=lr, **scores)
     if history is not None:
         run.loss, run.best_epoch = history.loss, history.best_epoch
+        run.batchnorm = f"batch statistics, {history.batchnorm_layers} layers" if history.batchnorm_layers \
+            else "folded"
         run.epochs = [{"epoch": e.epoch, "loss": e.loss, "metric": e.metric, "seconds": e.seconds}
                       for e in history.epochs]
     return run

@@ -71,6 +71,7 @@ class TrainingRun:
     before: dict[str, float] | None = None  # sqnr_db against the reference, and the --eval metric
     after: dict[str, float] | None = None
     layers: list[dict] = field(default_factory=list)  # per-layer records of the PTQ refinements
+    batchnorm: str | None = None  # trained stages: "folded" or "batch statistics, N layers" (train/batchnorm.py)
 
 
 @dataclass

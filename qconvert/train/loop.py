@@ -39,7 +39,7 @@ from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
 from qconvert.quant.evaluate import run_first_output
 from qconvert.report.accuracy import evaluate, infer_metric
-from qconvert.train.batchnorm import estimate_statistics, fold
+from qconvert.train.batchnorm import estimate_statistics, fold, layers as batchnorm_layers
 from qconvert.train.data import Feeds, TrainData
 from qconvert.train.fake_quant import qat_program
 from qconvert.train.losses import Loss, choose_loss
@@ -91,6 +91,7 @@ class History:
     loss: str  # the loss's name
     epochs: list[EpochRecord] = field(default_factory=list)
     best_epoch: int | None = None  # whose weights were kept (with an eval set; else the last)
+    batchnorm_layers: int = 0  # layers trained under BatchNorm batch statistics (0: the folded IR as it is)
 
 
 @contextmanager
@@ -264,6 +265,7 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
         else None
     estimate_statistics(program, data.feeds, batch_size_of(model, options.batch), before)
     history = train(program, model, data, options, eval, progress, teacher, masks)
+    history.batchnorm_layers = len(batchnorm_layers(program.module))
     fold(program)
     return write_back(model, program), history
 
@@ -281,5 +283,6 @@ def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions =
     program = qat_program(model, float_model, batch_statistics)
     estimate_statistics(program, data.feeds, batch_size_of(model, options.batch))
     history = train(program, model, data, options, eval, progress, teacher, masks)
+    history.batchnorm_layers = len(batchnorm_layers(program.module))
     fold(program)
     return write_back_quantized(model, program), history

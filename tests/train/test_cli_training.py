@@ -52,6 +52,30 @@ def test_finetune_trains_the_float_ir_that_the_targets_are_emitted_from(tiny_mod
     assert rows["source"]["metrics"]["top1"] == pytest.approx(run["before"]["top1"])
 
 
+def test_finetune_folded_trains_the_folded_ir_and_the_report_says_which(tiny_models, digits, tmp_path):
+    from qconvert.converters import load_source
+    from qconvert.passes import cleanup
+
+    x_train, y_train, _, _ = digits
+    np.savez(train := tmp_path / "train.npz", x=x_train[:128], labels=y_train[:128])
+    graph = cleanup(load_source(str(tiny_models / "vgg.pt2")).ir)
+    consumers = {n.inputs[0].name for n in graph.graph if n.op_type == "Relu"}
+    conv_relus = sum(n.op_type == "Conv" and n.outputs[0].name in consumers for n in graph.graph)
+    runs = {}
+    for flags in ((), ("--finetune-folded",)):
+        out = tmp_path / ("folded" if flags else "batch")
+        result = _convert(tiny_models / "vgg.pt2", out, "--to", "onnx-fp32", "--finetune", "--train", train,
+                          "--epochs", 1, *flags)  # no --eval: the last epoch is kept, not epoch 0
+        assert result.exit_code == 0, result.output
+        [runs[flags]] = json.loads((out / "report.json").read_text())["training"]
+    assert conv_relus > 0
+    assert runs[()]["batchnorm"] == f"batch statistics, {conv_relus} layers"
+    assert runs[("--finetune-folded",)]["batchnorm"] == "folded"
+    # the same data, seed and rate: only the BatchNorm handling differs, and so do the trained weights
+    after = [float(run["after"]["sqnr_db"]) for run in runs.values()]
+    assert all(sqnr < 60 for sqnr in after) and after[0] != after[1]
+
+
 def test_qat_trains_the_qdq_ir_every_int8_target_lowers(tiny_torch, digit_sets, tmp_path):
     out = tmp_path / "out"
     result = _convert(tiny_torch["pt2"], out, "--to", "onnx-qdq,tflite-int8", "--calib", digit_sets["calib"],
