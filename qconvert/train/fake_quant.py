@@ -5,7 +5,10 @@ from calibration.
 - An activation's QuantizeLinear -> DequantizeLinear is one fake-quant of the float tensor; the DQ then
   passes it on. Its scale initializer is one Parameter however many pairs read it, so a shared-scale group
   (Concat, MaxPool, Resize... qconvert.quant.plan) stays shared. A scale that the plan fixes (a Sigmoid,
-  Softmax or Tanh output, plan.FIXED_OUTPUT) is never trained.
+  Softmax or Tanh output, plan.FIXED_OUTPUT) is never trained. The scale of a bounded op's output (a
+  HardSigmoid's [0, 1], a Clip's [min, max]) trains up to where its grid reaches the bound and no further
+  (scale_caps): codes past it would never be used, and TFLite's integer HardSigmoid (int8_lowering) needs
+  the grid to end at 1.
 - An integer weight's DequantizeLinear is a fake-quant of a float Parameter that stands for the integer
   initializer (a *shadow*, Builder.shadows), initialised from the float IR's weight where one matches,
   else from the dequantized integers. Its scales (per channel or per tensor, as the IR has them) train.
@@ -33,6 +36,7 @@ from torch import Tensor
 
 from qconvert.backends.torch.ops.qdq import RANGES
 from qconvert.backends.torch.program import build
+from qconvert.ir.values import constant_array
 from qconvert.quant.params import WEIGHT_QMAX
 from qconvert.quant.plan import FIXED_OUTPUT
 from qconvert.train.program import TrainableProgram, is_weight
@@ -114,6 +118,48 @@ def fixed_scales(model: ir.Model) -> set[str]:
         if producer is not None and producer.op_type in FIXED_OUTPUT:
             fixed.add(node.inputs[1].name)
     return fixed
+
+
+def output_bounds(node: ir.Node | None) -> tuple[float, float] | None:
+    """The interval a bounded op's output stays in, else None: HardSigmoid [0, 1], a Clip's constant bounds."""
+    if node is None:
+        return None
+    if node.op_type == "HardSigmoid":
+        return 0.0, 1.0
+    if node.op_type == "Clip" and len(node.inputs) >= 3:
+        low, high = (constant_array(v) for v in node.inputs[1:3])
+        if low is not None and high is not None:
+            return float(np.asarray(low).reshape(())), float(np.asarray(high).reshape(()))
+    return None
+
+
+def scale_caps(model: ir.Model) -> dict[str, float]:
+    """Activation scale initializer -> the scale above which its grid [(qmin - z)·s, (qmax - z)·s] reaches
+    past both of its op's bounds (output_bounds), where no code it adds could ever be used. Only scales that every QuantizeLinear reading them takes from a bounded op (a shared group with one
+    unbounded member has no cap)."""
+    caps: dict[str, float] = {}
+    uncapped: set[str] = set()
+    for node in model.graph:
+        if node.op_type != "QuantizeLinear" or len(node.inputs) < 2 or node.inputs[1] is None:
+            continue
+        name, bounds = node.inputs[1].name, output_bounds(node.inputs[0].producer())
+        zero = constant_array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+        dtype = node.inputs[2].dtype if zero is not None else ir.DataType.UINT8
+        if bounds is None or dtype not in RANGES or (zero is not None and np.asarray(zero).size != 1):
+            uncapped.add(name)
+            continue
+        (low, high), (qmin, qmax) = bounds, RANGES[dtype]
+        z = int(np.asarray(zero).reshape(())) if zero is not None else 0
+        sides = []
+        if high > 0 and qmax > z:
+            sides.append(high / (qmax - z))
+        if low < 0 and qmin < z:
+            sides.append(low / (qmin - z))
+        if not sides:
+            uncapped.add(name)
+            continue
+        caps[name] = max(caps.get(name, 0.0), max(sides))
+    return {name: cap for name, cap in caps.items() if name not in uncapped}
 
 
 def _zero(b, node: ir.Node, dtype: ir.DataType):
@@ -261,6 +307,7 @@ class QuantizedProgram(TrainableProgram):
     shadows: dict[str, str] = field(default_factory=dict)  # module attribute -> integer initializer
     fixed: set[str] = field(default_factory=set)  # scale initializers kept as they are
     scales: dict[str, float] = field(default_factory=dict)  # trained scale attribute -> its initial mean
+    caps: dict[str, float] = field(default_factory=dict)  # trained scale attribute -> its largest (scale_caps)
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """Each trained scale in a group of its own at SCALE_STEP·lr·(its initial mean), the rest at lr.
@@ -273,10 +320,10 @@ class QuantizedProgram(TrainableProgram):
             {"params": [parameter], "lr": lr * SCALE_STEP * self.scales[attr]} for attr, parameter in scales.items()]
 
     def constrain(self) -> None:
-        """Scales stay positive: at least MIN_SCALE_RATIO of their initial value."""
+        """Scales stay positive (at least MIN_SCALE_RATIO of their initial value) and within their caps."""
         with torch.no_grad():
             for attr, initial in self.scales.items():
-                self.module.get_parameter(attr).clamp_(min=initial * MIN_SCALE_RATIO)
+                self.module.get_parameter(attr).clamp_(min=initial * MIN_SCALE_RATIO, max=self.caps.get(attr))
 
 
 def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_statistics: bool = False
@@ -298,13 +345,16 @@ def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_stat
     if batch_statistics:
         module.graph.eliminate_dead_code()  # the weight and bias fake-quants a ConvBatchNorm computes itself
         module.recompile()
-    fixed, initializers, scales = fixed_scales(model), model.graph.initializers, {}
+    fixed, initializers, scales, caps = fixed_scales(model), model.graph.initializers, {}, {}
+    bounded = scale_caps(model)
     for attr, name in builder.parameters.items():
         value, parameter = initializers[name], module.get_parameter(attr)
         scale = any(node.op_type in QDQ_OPS and index == 1 for node, index in value.uses())
         parameter.requires_grad_(name not in fixed if scale else is_weight(value))
         if scale and name not in fixed:
             scales[attr] = float(parameter.detach().abs().mean())
+            if name in bounded:
+                caps[attr] = bounded[name]
     return QuantizedProgram(module, dict(builder.parameters), [p.name for p in inputs], [p.name for p in outputs],
-                            dict(builder.shadows), fixed, scales)
+                            dict(builder.shadows), fixed, scales, caps)
 

@@ -154,3 +154,64 @@ def test_qat_lowers_the_trained_scales_into_every_int8_artifact(tmp_path):
 
 def _shared_scale(model) -> str:
     return next(name for name, inputs in _scale_readers(model).items() if sorted(inputs) == ["p", "r"])
+
+
+# A hard-swish-like gate: the HardSigmoid's output, in [0, 1], is quantized on its own grid.
+HARD_GATED = """<ir_version: 8, opset_import: ["" : 17]>
+hard_gated (float[N, 1, 8, 8] x) => (float[N, 2, 8, 8] y)
+<float[2, 1, 3, 3] w = {0.3, -0.2, 0.1, 0.5, 0.4, -0.3, 0.2, 0.1, -0.1,
+                         -0.4, 0.2, 0.3, 0.1, -0.5, 0.2, 0.3, -0.2, 0.4},
+ float[2] b = {0.1, -0.2}>
+{ c = Conv <pads = [1, 1, 1, 1]> (x, w, b)
+  h = HardSigmoid <alpha = 0.5> (c)
+  y = Mul(c, h) }"""
+
+BOUNDED = """<ir_version: 8, opset_import: ["" : 17]>
+bounded (float[4] x) => (float[4] a, float[4] b, float[4] c, float[4] d)
+<float lo6 = {0.0}, float hi6 = {6.0}, float lo1 = {-1.0}, float hi1 = {1.0},
+ float s_hs = {0.001}, int8 z_hs = {-128}, float s_r6 = {0.01}, uint8 z_r6 = {0},
+ float s_c1 = {0.005}, int8 z_c1 = {0}, float s_shared = {0.01}, uint8 z_shared = {0}>
+{ hs = HardSigmoid(x)
+  qa = QuantizeLinear(hs, s_hs, z_hs)
+  a = DequantizeLinear(qa, s_hs, z_hs)
+  r6 = Clip(x, lo6, hi6)
+  qb = QuantizeLinear(r6, s_r6, z_r6)
+  b = DequantizeLinear(qb, s_r6, z_r6)
+  c1 = Clip(x, lo1, hi1)
+  qc = QuantizeLinear(c1, s_c1, z_c1)
+  c = DequantizeLinear(qc, s_c1, z_c1)
+  r = Relu(x)
+  qr = QuantizeLinear(r, s_shared, z_shared)
+  qs = QuantizeLinear(r6, s_shared, z_shared)
+  dr = DequantizeLinear(qr, s_shared, z_shared)
+  ds = DequantizeLinear(qs, s_shared, z_shared)
+  d = Add(dr, ds) }"""
+
+
+def test_bounded_outputs_cap_their_scales_where_the_grid_reaches_the_bound():
+    from qconvert.train.fake_quant import scale_caps
+
+    caps = scale_caps(parse(BOUNDED))
+    assert caps == pytest.approx({"s_hs": 1 / 255, "s_r6": 6 / 255, "s_c1": 1 / 127})  # [-128/127, 1] covers [-1, 1]
+    assert "s_shared" not in caps  # a Relu's output shares it: unbounded
+
+
+def test_a_trained_hard_sigmoid_grid_ends_at_one_and_tflite_lowers_it_to_integers():
+    from qconvert.backends.tflite.int8_lowering import lower_for_tflite
+    from qconvert.train.fake_quant import scale_caps
+
+    model = prepare_for_int8(parse(HARD_GATED))
+    feeds = random_feeds(specs_from_ir(model), 64, 1)
+    calib = {name: array * 0.2 for name, array in feeds.items()}  # the gate stays below 1 in calibration
+    qdq = quantize_static(model, calib, QuantConfig())
+    [gate] = [n for n in qdq.graph if n.op_type == "QuantizeLinear" and n.inputs[0].producer() is not None
+              and n.inputs[0].producer().op_type == "HardSigmoid"]
+    name, zero = gate.inputs[1].name, int(gate.inputs[2].const_value.numpy())
+    assert scale_caps(qdq) == pytest.approx({name: 1 / (127 - zero)})
+    assert qdq.graph.initializers[name].const_value.numpy() * (127 - zero) < 0.9
+    train = {n: a * 4 for n, a in feeds.items()}  # saturates it: its scale trains up, and stops at 1 / 255
+    trained, _ = quantization_aware(qdq, TrainData(train, None, None), TrainOptions(epochs=4, lr=5e-2, batch=16),
+                                    teacher=model, float_model=model)
+    top = float(trained.graph.initializers[name].const_value.numpy()) * (127 - zero)
+    assert 0.99 < top <= 1 + 1e-6
+    assert "HardSigmoid" not in {n.op_type for n in lower_for_tflite(trained).graph}
