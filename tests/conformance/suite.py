@@ -5,6 +5,10 @@ folders; `collect_testcases()` rebuilds every case: a model, its inputs, its exp
 suite's own tolerances. A case is *claimed* by an emitter when the emitter registers every op in the case's
 graph (subgraphs included). A claimed case must pass, or be refused at emit time with a reason
 (UnsupportedOpError); a wrong result or any other exception is a failure.
+
+`torch-train` is the torch emitters as training builds them (qconvert.train.program): the same op
+functions run eagerly in Python rather than scripted, where a shape is a torch.Size and not a list. It
+claims what torch-fp32 claims.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import onnx_ir as ir
 
 from qconvert.errors import UnsupportedOpError
 
-BACKENDS = ("tflite-fp32", "torch-fp32")
+BACKENDS = ("tflite-fp32", "torch-fp32", "torch-train")
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def _array(value):
 def claimed_ops(backend: str) -> frozenset[str]:
     if backend == "tflite-fp32":
         from qconvert.backends.tflite.registry import supported_ops
-    elif backend == "torch-fp32":
+    elif backend in ("torch-fp32", "torch-train"):
         from qconvert.backends.torch.registry import supported_ops
     else:
         raise ValueError(f"unknown backend {backend}")
@@ -146,9 +150,23 @@ def _run_torch(model: ir.Model, feeds: dict[str, np.ndarray]) -> list[np.ndarray
         return session.finish(session.run(session.prepare(feeds)))
 
 
+def _run_torch_train(model: ir.Model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The training program (qconvert.train.program: the torch emitters run eagerly in Python, not
+    scripted) in eval mode, with gradients on: what fine-tuning and QAT compute on any IR."""
+    import torch
+
+    from qconvert.train.program import trainable_program
+
+    program = trainable_program(model)
+    program.module.eval()
+    outputs = program({name: torch.from_numpy(np.array(array)) for name, array in feeds.items()})
+    return [output.detach().numpy() if isinstance(output, torch.Tensor) else np.asarray(output) for output in outputs]
+
+
 RUNNERS: dict[str, Callable[[ir.Model, dict[str, np.ndarray]], list[np.ndarray]]] = {
     "tflite-fp32": _run_tflite,
     "torch-fp32": _run_torch,
+    "torch-train": _run_torch_train,
 }
 
 # Runtimes carry these as the narrower type (TFLite has no 64-bit kernels); values must still match.

@@ -48,18 +48,18 @@ def gather_nd(x: Tensor, indices: Tensor, batch_dims: int) -> Tensor:
     k = indices.size(-1)
     batch = prod(x.shape[:batch_dims])
     tuple_dims = x.shape[batch_dims:batch_dims + k]
-    rest = x.shape[batch_dims + k:]
+    rest = list(x.shape[batch_dims + k:])  # list(): training runs these eagerly, where shapes are torch.Size
     positions = _flat_positions(indices.reshape([batch, -1, k]) if indices.numel() else
                                 indices.reshape([batch, 0, k]), tuple_dims)
     offsets = torch.arange(batch, device=x.device).unsqueeze(1) * prod(tuple_dims)
     rows = x.reshape([batch * prod(tuple_dims)] + rest).index_select(0, (positions + offsets).reshape(-1))
-    return rows.reshape(indices.shape[:-1] + rest)
+    return rows.reshape(list(indices.shape[:-1]) + rest)
 
 
 def scatter_nd(x: Tensor, indices: Tensor, updates: Tensor, reduction: str) -> Tensor:
     k = indices.size(-1)
     tuple_dims = x.shape[:k]
-    rest = x.shape[k:]
+    rest = list(x.shape[k:])
     positions = _flat_positions(indices, tuple_dims).reshape(-1)
     rows = x.reshape([prod(tuple_dims)] + rest).clone()
     values = updates.reshape([positions.numel()] + rest)

@@ -37,7 +37,7 @@ def window_sum(x: Tensor, kernel: List[int], stride: List[int], dilation: List[i
     """Sums over every pooling window: a ones-kernel convolution of each channel (pads as F.pad lists)."""
     n = len(kernel)
     shape = x.shape
-    planes = F.pad(x.reshape([shape[0] * shape[1], 1] + shape[2:]), pads)
+    planes = F.pad(x.reshape([shape[0] * shape[1], 1] + list(shape[2:])), pads)
     ones = torch.ones([1, 1] + kernel, dtype=x.dtype, device=x.device)
     if n == 1:
         y = F.conv1d(planes, ones, None, stride, 0, dilation)
@@ -45,7 +45,7 @@ def window_sum(x: Tensor, kernel: List[int], stride: List[int], dilation: List[i
         y = F.conv2d(planes, ones, None, stride, 0, dilation)
     else:
         y = F.conv3d(planes, ones, None, stride, 0, dilation)
-    return y.reshape([shape[0], shape[1]] + y.shape[2:])
+    return y.reshape([shape[0], shape[1]] + list(y.shape[2:]))
 
 
 def average_pool_(x: Tensor, kernel: List[int], stride: List[int], dilation: List[int], pads: List[int],
@@ -53,7 +53,7 @@ def average_pool_(x: Tensor, kernel: List[int], stride: List[int], dilation: Lis
     """`pads`: the ONNX pads (F.pad order); `extra`: what ceil_mode adds at the ends, never counted."""
     total = [p + e for p, e in zip(pads, extra)]
     sums = window_sum(x, kernel, stride, dilation, total)
-    ones = torch.ones([1, 1] + x.shape[2:], dtype=x.dtype, device=x.device)
+    ones = torch.ones([1, 1] + list(x.shape[2:]), dtype=x.dtype, device=x.device)
     if include_pad:
         ones = F.pad(ones, pads, value=1.0)
         counts = window_sum(ones, kernel, stride, dilation, extra)
