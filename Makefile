@@ -48,10 +48,12 @@ bench: models
 	$(PY) -m bench.bundle_venvs --models $(MODELS) --out bench/BUNDLES.md
 
 # Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md; their
-# channel groups pruned by half and checked (zeroing equals removal): bench/ZOO_PRUNE.md.
+# channel groups pruned by half and checked (zeroing equals removal): bench/ZOO_PRUNE.md; each trained
+# with --qat and lowered to every int8 target: bench/ZOO_QAT.md.
 zoo: $(STAMP)
 	$(PY) -m bench.zoo --out bench/ZOO.md --jobs 2
 	$(PY) -m bench.zoo_prune --out bench/ZOO_PRUNE.md
+	$(PY) -m bench.zoo_qat --out bench/ZOO_QAT.md
 
 # ONNX's backend node tests through the TFLite and torch emitters: bench/CONFORMANCE.md.
 conformance: $(STAMP)

@@ -8,9 +8,10 @@ without labels (models.zoo.registry sample_inputs; the float IR's outputs are di
 batch 8, calibrated as bench/zoo.py calibrates. What it shows is that one training path serves every
 architecture and source format: the QDQ IR becomes a torch program, trains, is written back, and every
 int8 backend lowers the trained IR or refuses it at emit time with its reason. It measures no accuracy:
-random weights have none to recover. The SQNR columns are the QDQ IR against the float source before and
-after the epoch (KL distillation does not keep the logits' offset, so it can fall while the class
-scores agree more), and each artifact's SQNR against the trained IR it was lowered from.
+random weights have none to recover, and their PTQ IR is already what distillation on 16 samples aims
+at: without --eval, QAT keeps the epoch with the lowest loss on its training data, epoch 0 (the PTQ IR)
+included, and the "kept" column says which. The SQNR columns are the QDQ IR against the float source
+before and after QAT, and each artifact's SQNR against the trained IR it was lowered from.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def run_one(model, timeout: float) -> dict:
     if runs:
         run = runs[0]
         timed = [e["seconds"] for e in run["epochs"] if e["epoch"] > 0]
-        result["qat"] = {"loss": run.get("loss"), "batchnorm": run.get("batchnorm"),
+        result["qat"] = {"loss": run.get("loss"), "batchnorm": run.get("batchnorm"), "kept": run.get("best_epoch"),
+                         "losses": [e["loss"] for e in run["epochs"]],
                          "epoch_s": sum(timed) / len(timed) if timed else None,
                          "before_db": (run.get("before") or {}).get("sqnr_db"),
                          "after_db": (run.get("after") or {}).get("sqnr_db")}
@@ -87,19 +89,21 @@ def render(results: list[dict], command: str) -> str:
              f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}", f"- machine: {describe()}",
              f"- command: `{command}`; per model the exact qconvert line is in {RESULTS}/NAME.json", "",
              (__doc__ or "").split("\n\n", 1)[1].strip(), "",
-             "| model | loss | BatchNorm | s / epoch | QDQ IR vs source: before → after dB | "
+             "| model | loss: before → epoch 1 (its mean) | kept | BatchNorm | s / epoch | QDQ IR vs source: before → after dB | "
              + " | ".join(f"{t} vs trained IR" for t in TARGETS) + " | s |",
-             "|" + "---|" * (len(TARGETS) + 6)]
+             "|" + "---|" * (len(TARGETS) + 7)]
     for r in results:
         if not trained(r):
             why = r.get("error") or next((row.get("error") for row in r.get("rows", {}).values()
                                           if row.get("error")), "no training run")
-            lines.append(f"| {r['name']} | not trained: {why.replace('|', '/')[:160]} |" + " |" * (len(TARGETS) + 3)
+            lines.append(f"| {r['name']} | not trained: {why.replace('|', '/')[:160]} |" + " |" * (len(TARGETS) + 4)
                          + f" {r['seconds']:.0f} |")
             continue
         q = r["qat"]
         epoch = f"{q['epoch_s']:.1f}" if q["epoch_s"] is not None else "-"
-        lines.append(f"| {r['name']} | {q['loss']} | {q['batchnorm']} | {epoch} | {db(q['before_db'])} → "
+        losses = " → ".join(f"{value:.3g}" for value in q["losses"])
+        lines.append(f"| {r['name']} | {q['loss']}: {losses} | {q['kept']} | {q['batchnorm']} | {epoch} | "
+                     f"{db(q['before_db'])} → "
                      f"{db(q['after_db'])} | " + " | ".join(cell(r["rows"].get(t)) for t in TARGETS)
                      + f" | {r['seconds']:.0f} |")
     lowered = sum(1 for r in results if trained(r) for t in TARGETS if r["rows"].get(t, {}).get("status") == "ok")

@@ -209,12 +209,14 @@ def _epoch(program: TrainableProgram, loss: Loss, optimizer: torch.optim.Optimiz
 
 def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
           eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None,
-          masks: Masks | None = None) -> History:
+          masks: Masks | None = None, never_worse: bool = False) -> History:
     """Trains `program`, built from `model`, in place on `data`. Without labels the target is `teacher`'s
     output (default: `model`'s own; the unpruned float IR, the float IR of a QDQ IR), which is also the
     reference of an eval metric that needs one. With `eval`, the program ends with the weights of the
-    epoch with the best metric (epoch 0, the model as given, included); else the last. `masks`
-    (qconvert.train.masks, by initializer name): pruned weights that stay exactly zero."""
+    epoch with the best metric (epoch 0, the model as given, included). Without it, the last epoch's, or
+    with `never_worse` the epoch whose loss on the training data, measured after it as epoch 0's is, is
+    lowest (epoch 0 included): the weights it was given unless training improved on them by its own
+    objective. `masks` (qconvert.train.masks, by initializer name): pruned weights that stay exactly zero."""
     device = _device(options.device)
     batch = batch_size_of(model, options.batch)
     targets = data.labels if data.labels is not None else run_first_output(teacher or model, data.feeds)
@@ -237,6 +239,8 @@ def train(program: TrainableProgram, model: ir.Model, data: TrainData, options: 
             metric = scorer(program) if scorer is not None else None
             history.epochs.append(EpochRecord(epoch, epoch_loss, metric, seconds))
             score = next(iter(metric.values())) if metric else None
+            if scorer is None and never_worse:
+                score = -(epoch_loss if epoch == 0 else _mean_loss(program, loss, data.feeds, targets, batch, device))
             if score is not None and (best is None or score > best[0]):
                 best, history.best_epoch = (score, _snapshot(program)), epoch
         if best is not None:
@@ -282,7 +286,8 @@ def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions =
     (qconvert/train/batchnorm.py; off: it measured no better than folded, see the module docstring)."""
     program = qat_program(model, float_model, batch_statistics)
     estimate_statistics(program, data.feeds, batch_size_of(model, options.batch))
-    history = train(program, model, data, options, eval, progress, teacher, masks)
+    # never_worse: the PTQ IR it starts from is the baseline a user compares QAT with
+    history = train(program, model, data, options, eval, progress, teacher, masks, never_worse=True)
     history.batchnorm_layers = len(batchnorm_layers(program.module))
     fold(program)
     return write_back_quantized(model, program), history
