@@ -101,8 +101,8 @@ def render(results: list[dict], command: str) -> str:
             continue
         q = r["qat"]
         epoch = f"{q['epoch_s']:.1f}" if q["epoch_s"] is not None else "-"
-        losses = " → ".join(f"{value:.3g}" for value in q["losses"])
-        lines.append(f"| {r['name']} | {q['loss']}: {losses} | {q['kept']} | {q['batchnorm']} | {epoch} | "
+        losses = " → ".join(f"{value:.3g}" for value in q.get("losses", []))
+        lines.append(f"| {r['name']} | {q['loss']}: {losses} | {q.get('kept', '-')} | {q['batchnorm']} | {epoch} | "
                      f"{db(q['before_db'])} → "
                      f"{db(q['after_db'])} | " + " | ".join(cell(r["rows"].get(t)) for t in TARGETS)
                      + f" | {r['seconds']:.0f} |")
