@@ -26,6 +26,8 @@ CONVS = {
     "grouped": conv("pads = [1, 1, 1, 1], group = 2", (6, 2, 3, 3)),
     "depthwise": conv("pads = [1, 1, 1, 1], group = 4", (4, 1, 3, 3)),
     "depthwise x2 stride 2": conv("pads = [1, 1, 1, 1], group = 4, strides = [2, 2]", (8, 1, 3, 3)),
+    "depthwise dilated": conv("pads = [2, 2, 2, 2], group = 4, dilations = [2, 2]", (4, 1, 3, 3)),
+    "depthwise dilated, valid": conv("group = 4, dilations = [3, 3]", (4, 1, 3, 3)),
     "auto_pad same_upper": conv('auto_pad = "SAME_UPPER", strides = [2, 2]', (6, 4, 3, 3)),
     "auto_pad same_lower": conv('auto_pad = "SAME_LOWER", strides = [2, 2]', (6, 4, 2, 2)),
     "1x1 no bias": conv("", (6, 4, 1, 1), bias=False),

@@ -134,6 +134,11 @@ CASES = {
                               "float hi = {6.0}", """
         c = Conv <pads=[1,1,1,1], group=4> (x, w, b)
         y = Clip(c, lo, hi)"""), ["x", "y"], [], {}, [], ["TRANSPOSE", "DEPTHWISE_CONV_2D", "TRANSPOSE"]),
+    # MobileNetV3's dilated last blocks (LRASPP, DeepLabV3), batch dynamic as exported
+    "dilated depthwise": (graph("(float[N,4,6,6] x) => (float[N,4,6,6] y)",
+                                f"float[4,1,5,5] w = {array(4, 1, 5, 5)}, float[4] b = {array(4)}", """
+        y = Conv <pads=[4,4,4,4], group=4, dilations=[2,2]> (x, w, b)"""), ["x", "y"], [], {}, [],
+        ["TRANSPOSE", "DEPTHWISE_CONV_2D", "TRANSPOSE"]),
     "grouped conv": (graph("(float[1,8,8,8] x) => (float[1,8,8,8] y)",
                            f"float[8,2,3,3] w = {array(8, 2, 3, 3)}, float[8] b = {array(8)}", """
         c = Conv <pads=[1,1,1,1], group=4> (x, w, b)

@@ -94,7 +94,15 @@ def conv(ctx: EmitContext) -> None:
         # Depthwise: ONNX output channel g*m + k is TF's input channel g, multiplier k.
         multiplier = out_channels // group
         kernel_hwcm = weights.reshape(group, multiplier, *kernel).transpose(2, 3, 0, 1)
-        y = tf.nn.depthwise_conv2d(x, kernel_hwcm, [1, *strides, 1], padding, dilations=dilations)
+        if dilations == [1, 1]:
+            y = tf.nn.depthwise_conv2d(x, kernel_hwcm, [1, *strides, 1], padding)
+        else:
+            # The raw op carries the dilation into DEPTHWISE_CONV_2D. tf.nn's wrapper spreads it over
+            # SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND, which the converter folds back only at a static batch
+            # (int8 then left them in float). The raw op has no CPU kernel for it: traced, never run here.
+            y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=tf.constant(kernel_hwcm),
+                                                 strides=[1, *strides, 1], padding=padding,
+                                                 dilations=[1, *dilations, 1])
     elif group == 1:
         y = tf.nn.conv2d(x, weights.transpose(2, 3, 1, 0), strides, padding, dilations=dilations)
     elif _quantized_input(ctx):
