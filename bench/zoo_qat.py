@@ -53,7 +53,7 @@ def run_one(model, timeout: float) -> dict:
         result["error"] = f"timed out after {timeout:.0f} s" if code is None else _last_error(stderr)[:200]
         return result
     result["rows"] = {row["target"]: {"status": row["status"], "sqnr_db": row.get("sqnr_db"),
-                                      "error": row.get("error")}
+                                      "ir_sqnr_db": row.get("ir_sqnr_db"), "error": row.get("error")}
                       for row in report["rows"] if row["target"] in TARGETS}
     runs = [run for run in report.get("training") or [] if run["stage"] == "qat"]
     if runs:
@@ -75,7 +75,7 @@ def cell(row: dict | None) -> str:
     if row is None:
         return "not run"
     if row["status"] == "ok":
-        return db(row["sqnr_db"])
+        return db(row.get("ir_sqnr_db"))
     reason = (row.get("error") or row["status"]).split(" is not supported by target")[0]
     return f"{row['status']}: {reason}".replace("|", "/")[:110]
 
