@@ -109,8 +109,10 @@ def render(results: list[dict], command: str) -> str:
     lowered = sum(1 for r in results if trained(r) for t in TARGETS if r["rows"].get(t, {}).get("status") == "ok")
     refused = sum(1 for r in results if trained(r) for t in TARGETS
                   if r["rows"].get(t, {}).get("status") == "failed")
-    lines += ["", f"Trained: {sum(map(trained, results))} / {len(results)} models. Artifacts lowered from the "
-              f"trained IR and agreeing with it at the parity floor: {lowered} of "
+    improved = sum(1 for r in results if trained(r) and r["qat"].get("kept"))
+    lines += ["", f"Trained: {sum(map(trained, results))} / {len(results)} models ({improved} kept their trained "
+              f"epoch; for the rest the epoch raised the loss, so the PTQ IR came back). Artifacts lowered from "
+              f"the trained IR and agreeing with it at the parity floor: {lowered} of "
               f"{sum(map(trained, results)) * len(TARGETS)}; refused at emit time: {refused} (the reason in the "
               f"cell); the rest lowered below the floor (parity-failed, with its SQNR).", ""]
     return "\n".join(lines)
