@@ -84,6 +84,25 @@ def _run(command: list[str], timeout: float) -> tuple[int | None, str, str, floa
     return code, stdout, stderr, time.perf_counter() - start
 
 
+def run_saved(models: list[ZooModel], results: Path, run_one, timeout: float, report_only: bool) -> list[dict]:
+    """Each model's result: `run_one(model, timeout)` saved as results/NAME.json, or with `report_only`
+    the saved ones read back (models without one are left out)."""
+    results.mkdir(parents=True, exist_ok=True)
+    found = []
+    for model in models:
+        saved = results / f"{model.name}.json"
+        if report_only:
+            if saved.exists():
+                found.append(json.loads(saved.read_text()))
+            continue
+        began = time.perf_counter()
+        result = run_one(model, timeout)
+        saved.write_text(json.dumps(result, indent=2))
+        found.append(result)
+        print(f"{model.name}: {time.perf_counter() - began:.0f} s", flush=True)
+    return found
+
+
 def _last_error(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("qconvert: error:")]

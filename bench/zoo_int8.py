@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
 from bench.machine import describe
-from bench.zoo import ZOO, _run, convert_command
+from bench.zoo import ZOO, _run, convert_command, run_saved
 from models.zoo.registry import select
 
 TARGETS = ["onnx-qdq", "tflite-int8", "tflite-uint8", "torch-int8"]
@@ -115,18 +114,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite the Markdown from the saved results")
     args = parser.parse_args(argv)
     models = [m for m in select(args.only) if m.family in CNN_FAMILIES and (ZOO / m.file).exists()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    results = []
-    for model in models:
-        if args.report_only:
-            if (RESULTS / f"{model.name}.json").exists():
-                results.append(json.loads((RESULTS / f"{model.name}.json").read_text()))
-            continue
-        began = time.perf_counter()
-        result = run_one(model, args.timeout)
-        (RESULTS / f"{model.name}.json").write_text(json.dumps(result, indent=2))
-        results.append(result)
-        print(f"{model.name}: {time.perf_counter() - began:.0f} s", flush=True)
+    results = run_saved(models, RESULTS, run_one, args.timeout, args.report_only)
     command = "python -m bench.zoo_int8" + (f" --only {' '.join(args.only)}" if args.only else "")
     Path(args.out).write_text(render(results, command))
     print(render(results, command))

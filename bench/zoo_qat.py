@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.machine import describe
-from bench.zoo import ZOO, _last_error, _run, convert_command
+from bench.zoo import ZOO, _last_error, _run, convert_command, run_saved
 from models.zoo.registry import select
 
 TARGETS = ["onnx-qdq", "torch-int8", "tflite-int8"]
@@ -126,19 +125,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite the Markdown from the saved results")
     args = parser.parse_args(argv)
     models = [m for m in select(args.only) if (ZOO / m.file).exists()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    results = []
-    for model in models:
-        saved = RESULTS / f"{model.name}.json"
-        if args.report_only:
-            if saved.exists():
-                results.append(json.loads(saved.read_text()))
-            continue
-        began = time.perf_counter()
-        result = run_one(model, args.timeout)
-        saved.write_text(json.dumps(result, indent=2))
-        results.append(result)
-        print(f"{model.name}: {time.perf_counter() - began:.0f} s", flush=True)
+    results = run_saved(models, RESULTS, run_one, args.timeout, args.report_only)
     command = "python -m bench.zoo_qat" + (f" --only {' '.join(args.only)}" if args.only else "")
     Path(args.out).write_text(render(results, command))
     print(render(results, command))

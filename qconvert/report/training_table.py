@@ -30,7 +30,8 @@ def epochs_run(run: TrainingRun) -> int | None:
 
 COLUMNS = [
     text("stage", lambda r: r.stage), text("data", lambda r: r.data), text("loss", lambda r: r.loss),
-    Column("lr", lambda r: r.lr, "g"), text("BatchNorm", lambda r: r.batchnorm), Column("epochs", epochs_run, "d"), Column("best", lambda r: r.best_epoch, "d"),
+    Column("lr", lambda r: r.lr, "g"), text("BatchNorm", lambda r: r.batchnorm), Column("epochs", epochs_run, "d"),
+    Column("best", lambda r: r.best_epoch, "d"),
     Column("s / epoch", per_epoch_s, ".1f"), Column("total s", lambda r: r.seconds, ".1f"),
     Column("before", lambda r: scores_text(r.before)), Column("after", lambda r: scores_text(r.after)),
 ]
