@@ -135,8 +135,9 @@ def output_bounds(node: ir.Node | None) -> tuple[float, float] | None:
 
 def scale_caps(model: ir.Model) -> dict[str, float]:
     """Activation scale initializer -> the scale above which its grid [(qmin - z)·s, (qmax - z)·s] reaches
-    past both of its op's bounds (output_bounds), where no code it adds could ever be used. Only scales that every QuantizeLinear reading them takes from a bounded op (a shared group with one
-    unbounded member has no cap)."""
+    past both of its op's bounds (output_bounds), where no code it adds could ever be used. Only scales
+    that every QuantizeLinear reading them takes from a bounded op (a shared group with one unbounded
+    member has no cap)."""
     caps: dict[str, float] = {}
     uncapped: set[str] = set()
     for node in model.graph:

@@ -90,7 +90,7 @@ class EpochRecord:
 class History:
     loss: str  # the loss's name
     epochs: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int | None = None  # whose weights were kept (with an eval set; else the last)
+    best_epoch: int | None = None  # whose weights were kept (train's docstring says which)
     batchnorm_layers: int = 0  # layers trained under BatchNorm batch statistics (0: the folded IR as it is)
 
 
