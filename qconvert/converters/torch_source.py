@@ -22,6 +22,7 @@ from qconvert.converters.input_spec import InputSpec, match_specs_to_inputs, pin
 from qconvert.converters.probe import choose_example_shapes
 from qconvert.converters.parity import check_ir_matches_source
 from qconvert.converters.source import Source
+from qconvert.converters.torch_batchnorm_folds import record_exporter_folds
 from qconvert.converters.user_code import is_factory_spec, load_callable, split_factory
 from qconvert.errors import ExportError, SourceLoadError, UsageError
 from qconvert.ir.metadata import set_meta
@@ -191,7 +192,8 @@ def _export_error(path: str, error: Exception) -> ExportError:
     )
 
 
-def _export_module(module, specs: list[InputSpec]) -> ir.Model:
+def _export_module(module, specs: list[InputSpec]):
+    """torch.onnx's ONNXProgram (its .model the IR, its .exported_program what was exported)."""
     import torch
 
     args = _example_args(specs)
@@ -203,7 +205,7 @@ def _export_module(module, specs: list[InputSpec]) -> ir.Model:
         except Exception:
             # A model whose code fixes the batch size: export it static rather than not at all.
             program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET)
-    return program.model
+    return program
 
 
 def _export_torchscript(module, specs: list[InputSpec], n_outputs: int) -> ir.Model:
@@ -260,6 +262,7 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
                 model = torch.onnx.export(obj, dynamo=True, opset_version=OPSET).model
         except Exception as error:
             raise _export_error(path, error) from error
+        record_exporter_folds(model, obj)
         callable_module = obj.module()
     else:
         specs = match_specs_to_inputs(input_specs, _input_names(obj), path)
@@ -275,9 +278,12 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
             if fmt == "torchscript":
                 model = _export_torchscript(obj, specs, n_outputs)
             else:
-                model = _export_module(obj, specs)
+                program = _export_module(obj, specs)
+                model = program.model
         except Exception as error:
             raise _export_error(path, error) from error
+        if fmt != "torchscript":
+            record_exporter_folds(model, program.exported_program)
         callable_module = obj
     _rename_outputs(model)
     if isinstance(obj, torch.export.ExportedProgram):

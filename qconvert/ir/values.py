@@ -26,5 +26,10 @@ def add_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
 
 
 def copy_model(model: ir.Model) -> ir.Model:
-    """A deep copy, for work that must leave the caller's model as it is."""
-    return ir.serde.deserialize_model(ir.serde.serialize_model(model))
+    """A deep copy, for work that must leave the caller's model as it is (with the fold factors that
+    pruning ranks by, qconvert/ir/fold_factors.py, which a file does not hold)."""
+    from qconvert.ir.fold_factors import carry
+
+    copied = ir.serde.deserialize_model(ir.serde.serialize_model(model))
+    carry(model.graph, copied.graph)
+    return copied

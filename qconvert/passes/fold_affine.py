@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir import fold_factors
 from qconvert.ir.values import add_initializer, constant_array
 from qconvert.passes.rewrite import replace_value
 
@@ -192,11 +193,17 @@ def _sole_consumer(value: ir.Value) -> ir.Usage | None:
     return uses[0] if len(uses) == 1 and not value.is_graph_output() else None
 
 
-def _set_weights(conv: ir.Node, w: np.ndarray, b: np.ndarray | None) -> None:
-    """New initializers (the old ones may be shared with another layer)."""
+def _set_weights(conv: ir.Node, w: np.ndarray, b: np.ndarray | None, factor: np.ndarray | None = None) -> None:
+    """New initializers (the old ones may be shared with another layer); `factor`: what the weight was
+    multiplied by (fold_factors)."""
     graph = conv.graph
     name = conv.name or conv.outputs[0].name
-    conv.replace_input_with(1, add_initializer(graph, f"{name}_weight_folded", w.astype(np.float32)))
+    old = conv.inputs[1].name
+    weight = add_initializer(graph, f"{name}_weight_folded", w.astype(np.float32))
+    conv.replace_input_with(1, weight)
+    fold_factors.rename(graph, old, weight.name)
+    if factor is not None:
+        fold_factors.record(graph, weight.name, factor)
     if b is not None:
         if len(conv.inputs) < 3:
             conv.resize_inputs(3)
@@ -220,11 +227,13 @@ def _fold_backward(affine: ChannelAffine) -> str | None:
     if w.shape[0] != len(s):
         return "channel count differs from the Conv's outputs"
     b = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+    factor = None
     if affine.kind == "scale":
-        w, b = w * s.reshape(-1, *[1] * (w.ndim - 1)), b * s
+        factor = s.reshape(-1, *[1] * (w.ndim - 1))
+        w, b = w * factor, b * s
     else:
         b = b + s
-    _set_weights(producer, w, b)
+    _set_weights(producer, w, b, factor)
     _remove(affine, producer.outputs[0])
     return None
 
@@ -259,7 +268,7 @@ def _fold_forward(affine: ChannelAffine) -> str | None:
         w = w * per_column
     else:
         b = b + (w * per_column).reshape(w.shape[0], -1).sum(axis=1)
-    _set_weights(conv, w, b)
+    _set_weights(conv, w, b, per_column if affine.kind == "scale" else None)
     conv.replace_input_with(0, affine.x)
     affine.node.graph.remove(affine.node, safe=True)
     return None

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir import fold_factors
 from qconvert.passes.rewrite import rewrite_matches
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def rewrite(m: Match) -> None:
     broadcast = [1] * w.ndim
     broadcast[_out_axis(producer)] = -1
     _set_constant(weight, w * scale.reshape(broadcast), dtype=w.dtype)
+    fold_factors.record(producer.graph, weight.name, scale.reshape(broadcast))
 
     bias = m.bias
     if bias is not None:

@@ -11,6 +11,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.errors import UsageError
+from qconvert.ir import fold_factors
 from qconvert.ir.channel_groups import ChannelGroups, Edit, EditKind, analyze
 from qconvert.ir.cost import macs_per_sample, parameter_count
 from qconvert.ir.values import add_initializer, constant_array, copy_model
@@ -173,10 +174,14 @@ def _apply(graph: ir.Graph, analysis: ChannelGroups, keep: dict[str, np.ndarray]
             _REWRITE[edit.kind](graph, edit, mask, analysis)
     replaced = []
     for (node, index), cuts in slices.items():
+        name = node.inputs[index].name
         array = constant_array(node.inputs[index])
         for axis, mask in cuts:
             array = np.compress(mask, array, axis=axis)
         replaced.append(_set_input(graph, node, index, array))
+        for axis, mask in cuts:  # the fold factors follow their weight (now perhaps a new initializer)
+            fold_factors.take(graph, name, mask, axis, node.inputs[index].name)
+            name = node.inputs[index].name
     values = ir.convenience.create_value_mapping(graph)
     for name, track in analysis.tracks.items():
         value = values.get(name)

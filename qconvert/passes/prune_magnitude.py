@@ -12,7 +12,9 @@ The graph keeps its nodes and shapes; only weight initializers change. Weights a
 ConvTranspose, Gemm and MatMul (qconvert.ir.layer_weights), never biases. Two thresholds
 (`Threshold`): each weight to the sparsity by its own magnitudes (PER_LAYER), or one magnitude across
 every prunable weight (GLOBAL), which takes more from layers of small weights and less from those of
-large ones. Counts are exact: round(sparsity × elements) zeros, ties at the threshold broken in favour of
+large ones. Magnitudes are the weights' as trained: where a BatchNorm (or its exported Mul) was folded
+into a layer, its factors are divided out again (qconvert/ir/fold_factors.py: folded magnitudes carry
+each layer's activation statistics, which a global threshold must not compare). Counts are exact: round(sparsity × elements) zeros, ties at the threshold broken in favour of
 the earlier element (graph order of the weights, then row-major), so a run is reproducible.
 
 Options (keyword-only): `sparsity` in [0, 1), `threshold`, and `scope` (PruneScope): `depthwise`
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir import fold_factors
 from qconvert.ir.layer_weights import LayerWeight, layer_weights
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class PrunedWeight:
     params: int
     zeros: int  # after pruning
     dense: str | None = None  # why a weight in scope was left dense (N:M); None when pruned
+    ranked_as_trained: bool = False  # its fold factors were divided out before ranking
 
 
 def weights_in_scope(model: ir.Model, scope: PruneScope) -> list[LayerWeight]:
@@ -86,11 +90,12 @@ def smallest(magnitudes: np.ndarray, count: int) -> np.ndarray:
     return mask
 
 
-def _zero(weight: LayerWeight, mask: np.ndarray) -> PrunedWeight:
+def _zero(weight: LayerWeight, mask: np.ndarray, as_trained: bool) -> PrunedWeight:
     array = weight.array.copy()
     array.reshape(-1)[mask] = 0
     weight.value.const_value = ir.tensor(array, name=weight.name)
-    return PrunedWeight(weight.name, weight.op, array.size, int(array.size - np.count_nonzero(array)))
+    return PrunedWeight(weight.name, weight.op, array.size, int(array.size - np.count_nonzero(array)),
+                        ranked_as_trained=as_trained)
 
 
 class PruneMagnitude(ir.passes.InPlacePass):
@@ -103,16 +108,17 @@ class PruneMagnitude(ir.passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         weights = weights_in_scope(model, self.scope)
-        magnitudes = [np.abs(w.array).reshape(-1) for w in weights]
+        # float64: weights of different dtypes (a float16 layer) compare on one scale
+        ranked = [fold_factors.as_trained(model.graph, w.name, w.array) for w in weights]
+        magnitudes = [magnitude.reshape(-1) for magnitude, _ in ranked]
         if self.threshold is Threshold.PER_LAYER:
             masks = [smallest(m, _count(self.sparsity, m.size)) for m in magnitudes]
         else:
-            flat = np.concatenate(magnitudes) if magnitudes else np.zeros(0, np.float32)
-            # float64: weights of different dtypes (a float16 layer) compare on one scale
-            joint = smallest(flat.astype(np.float64), _count(self.sparsity, flat.size))
+            flat = np.concatenate(magnitudes) if magnitudes else np.zeros(0, np.float64)
+            joint = smallest(flat, _count(self.sparsity, flat.size))
             masks = np.split(joint, np.cumsum([m.size for m in magnitudes])[:-1])
-        before = sum(int(np.count_nonzero(m == 0)) for m in magnitudes)
-        self.pruned = [_zero(w, mask) for w, mask in zip(weights, masks)]
+        before = sum(int(np.count_nonzero(w.array == 0)) for w in weights)
+        self.pruned = [_zero(w, mask, unfolded) for w, mask, (_, unfolded) in zip(weights, masks, ranked)]
         return ir.passes.PassResult(model, modified=sum(p.zeros for p in self.pruned) > before)
 
 

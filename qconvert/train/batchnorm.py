@@ -136,13 +136,15 @@ class ConvBatchNorm(torch.nn.Module):
         self.sums, self.target = None, None
 
     @torch.no_grad()
-    def fold(self, weight: Tensor, bias: Tensor) -> None:
-        """γ, β and the statistics into the weight and bias; the layer is the identity afterwards."""
-        k = self.factor()
-        bias.copy_(bias * k + (self.beta - self.running_mean * k))
-        weight.mul_(k.reshape([-1] + [1] * (weight.dim() - 1)))
+    def fold(self, weight: Tensor, bias: Tensor) -> np.ndarray:
+        """γ, β and the statistics into the weight and bias; the layer is the identity afterwards. Returns
+        the factor the weight was multiplied by (shaped to broadcast against it)."""
+        k = self.factor().reshape([-1] + [1] * (weight.dim() - 1))
+        bias.copy_(bias * k.reshape(-1) + (self.beta - self.running_mean * k.reshape(-1)))
+        weight.mul_(k)
         self.gamma.copy_(torch.sqrt(self.running_var + EPS))
         self.beta.copy_(self.running_mean)
+        return k.double().cpu().numpy()
 
 
 class QuantizedConvBatchNorm(ConvBatchNorm):
@@ -247,10 +249,14 @@ def estimate_statistics(program, feeds: dict[str, np.ndarray], batch: int, refer
         layer.stop_measuring()
 
 
-def fold(program) -> None:
+def fold(program) -> dict[str, np.ndarray]:
     """Every ConvBatchNorm folded into the Parameters it reads as weight and bias (a QAT program's shadows,
-    which the write-back then quantizes)."""
+    which the write-back then quantizes). Returns the factor each weight Parameter was multiplied by, by
+    attribute name (qconvert/ir/fold_factors.py keeps them for pruning)."""
+    factors = {}
     for node in program.module.graph.nodes:
         layer = program.module.get_submodule(node.target) if node.op == "call_module" else None
         if isinstance(layer, ConvBatchNorm):
-            layer.fold(*(program.module.get_parameter(node.args[i].target) for i in layer.ARGS))
+            weight, bias = (node.args[i].target for i in layer.ARGS)
+            factors[weight] = layer.fold(program.module.get_parameter(weight), program.module.get_parameter(bias))
+    return factors

@@ -36,6 +36,7 @@ import onnx_ir as ir
 import torch
 
 from qconvert.errors import UsageError
+from qconvert.ir import fold_factors
 from qconvert.quant.calibrate import batch_size_of
 from qconvert.quant.evaluate import run_first_output
 from qconvert.report.accuracy import evaluate, infer_metric
@@ -270,8 +271,11 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
     estimate_statistics(program, data.feeds, batch_size_of(model, options.batch), before)
     history = train(program, model, data, options, eval, progress, teacher, masks)
     history.batchnorm_layers = len(batchnorm_layers(program.module))
-    fold(program)
-    return write_back(model, program), history
+    folded = fold(program)
+    trained = write_back(model, program)
+    for attr, factor in folded.items():  # the refold scaled these weights: pruning divides it out again
+        fold_factors.record(trained.graph, program.parameters[attr], factor)
+    return trained, history
 
 
 def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),

@@ -9,6 +9,9 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from qconvert.ir.layer_weights import layer_weights
+from qconvert.ir.values import copy_model
+from qconvert.passes.pipelines import cleanup
 from qconvert.passes.prune_magnitude import PruneMagnitude, PruneScope, Threshold, prune_global, prune_layerwise
 from tests.passes.helpers import ops, random_inputs, run
 
@@ -162,3 +165,74 @@ def test_nothing_to_prune():
 def test_a_sparsity_outside_0_1_is_refused():
     with pytest.raises(ValueError, match="sparsity 1"):
         PruneMagnitude(sparsity=1.0)
+
+
+def batchnorm_network(b_scales=(1.0, 0.1)) -> ir.Model:
+    """x [1,1,2,2] -> Conv(w_a [2,1,1,1]) -> BatchNorm (scale 10) -> Relu -> Conv(w_b [2,2,1,1]) ->
+    BatchNorm (scales `b_scales`): raw weights |a| 1, 3 and |b| 2, 4 / 5, 6, folded 10, 30 and
+    2, 4 / 0.5, 0.6."""
+    w_a = np.array([1.0, -3.0], np.float32).reshape(2, 1, 1, 1)
+    w_b = np.array([[2.0, -4.0], [5.0, 6.0]], np.float32).reshape(2, 2, 1, 1)
+    eps = 1e-5
+
+    def bn(name, scales):
+        scales = np.asarray(scales, np.float32)
+        return {f"{name}_g": scales, f"{name}_b": np.zeros(2, np.float32), f"{name}_m": np.zeros(2, np.float32),
+                f"{name}_v": np.full(2, 1 - eps, np.float32)}
+
+    tensors = {"w_a": w_a, "w_b": w_b, **bn("bn_a", [10.0, 10.0]), **bn("bn_b", b_scales)}
+    nodes = [helper.make_node("Conv", ["x", "w_a"], ["c1"]),
+             helper.make_node("BatchNormalization", ["c1", "bn_a_g", "bn_a_b", "bn_a_m", "bn_a_v"], ["n1"],
+                              epsilon=eps),
+             helper.make_node("Relu", ["n1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w_b"], ["c2"]),
+             helper.make_node("BatchNormalization", ["c2", "bn_b_g", "bn_b_b", "bn_b_m", "bn_b_v"], ["y"],
+                              epsilon=eps)]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2, 2])],
+                              [numpy_helper.from_array(t, name) for name, t in tensors.items()])
+    return ir.serde.deserialize_model(helper.make_model(graph, ir_version=8,
+                                                        opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _folded(model: ir.Model) -> dict[str, np.ndarray]:
+    return {w.name: w.array for w in layer_weights(model)}
+
+
+def test_weights_rank_as_trained_with_the_folded_batchnorm_divided_out():
+    model = cleanup(batchnorm_network())
+    a, b = _folded(model)
+    assert ops(model) == ["Conv", "Relu", "Conv"]
+    np.testing.assert_allclose(_folded(model)[a].reshape(-1), [10, -30], rtol=1e-5)
+    np.testing.assert_allclose(_folded(model)[b].reshape(-1), [2, -4, 0.5, 0.6], rtol=1e-5)
+    # global, 2 of 6: the raw 1 and 2 (folded magnitudes would take 0.5 and 0.6, both of b's second filter)
+    pruned = copy_model(model)
+    records = prune_global(pruned, 2 / 6)
+    assert [r.ranked_as_trained for r in records] == [True, True]
+    assert (_folded(pruned)[a].reshape(-1) == 0).tolist() == [True, False]
+    assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [True, False, False, False]
+    # per layer, half of b: its raw 2 and 4 (folded: 0.5 and 0.6)
+    pruned = copy_model(model)
+    prune_layerwise(pruned, 0.5)
+    assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [True, True, False, False]
+    # a model read back from a file has no record of its folds: its weights rank as they are
+    reread = ir.serde.deserialize_model(ir.serde.serialize_model(model))
+    records = prune_global(reread, 2 / 6)
+    assert [r.ranked_as_trained for r in records] == [False, False]
+    assert (_folded(reread)[b].reshape(-1) == 0).tolist() == [False, False, True, True]
+
+
+def test_channel_pruning_keeps_each_fold_factor_shaped_like_its_weight():
+    from qconvert.ir import fold_factors
+    from qconvert.passes.prune_channels import prune_channels
+
+    model = cleanup(batchnorm_network())
+    pruned, _ = prune_channels(model, 0.5, multiple_of=1)
+    weights = _folded(pruned)
+    assert [w.shape for w in weights.values()] == [(1, 1, 1, 1), (2, 1, 1, 1)]  # a lost a filter, b its input
+    for name, weight in weights.items():
+        factor = fold_factors.factors(pruned.graph)[name]
+        assert np.broadcast_shapes(factor.shape, weight.shape) == weight.shape
+    [a, _] = weights
+    # the kept filter of a is the stronger one (|30| folded), its factor still 10
+    np.testing.assert_allclose(fold_factors.factors(pruned.graph)[a].reshape(-1), [10.0], rtol=1e-5)

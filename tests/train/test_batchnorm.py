@@ -78,8 +78,14 @@ def test_trained_batchnorm_folds_into_what_the_program_computed(per_channel):
     [layer] = layers(program.module)
     assert not torch.equal(layer.factor(), torch.ones_like(layer.factor()))  # γ and the statistics moved
     trained = _run(program, feeds)
-    fold(program)
+    before = {name: p.detach().clone() for name, p in program.module.named_parameters()}
+    k = layer.factor().detach().clone()
+    factors = fold(program)
     assert torch.equal(layer.factor(), torch.ones_like(layer.factor()))
+    # fold says what it multiplied the weight by (pruning divides it out again: qconvert/ir/fold_factors.py)
+    [(weight, factor)] = factors.items()
+    np.testing.assert_array_equal(factor.reshape(-1), k.double().numpy())
+    torch.testing.assert_close(program.module.get_parameter(weight), before[weight] * k.reshape(-1, 1, 1, 1))
     np.testing.assert_allclose(_run(program, feeds), trained, rtol=1e-4, atol=1e-5)
     written = write_back_quantized(qdq, program)
     assert sqnr_db(_ort(written, feeds), trained) > 40.0

@@ -1,0 +1,85 @@
+"""The BatchNorm folds torch.onnx's exporter made, recorded as the IR's fold factors.
+
+The dynamo exporter's optimiser (onnxscript's fuse_batchnorm rule) folds each eval-mode BatchNorm into the
+Conv, ConvTranspose or Linear before it and keeps the layer's weight name; the IR then has no BatchNorm
+for qconvert's own FoldBatchNorm to fold and record. Pruning ranks weights as trained
+(qconvert/ir/fold_factors.py), so the factors are read back from the ExportedProgram: every batch-norm
+node fed by a layer whose weight is a parameter gives gamma / sqrt(var + eps) along that weight's output
+axis, kept only where the exported initializer equals the torch weight times it (a fold the exporter did
+not make leaves the BatchNorm in the IR, for FoldBatchNorm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from qconvert.ir import fold_factors
+
+# aten layer -> (weight argument, output axis of the weight)
+_LAYERS = {"conv1d": (1, 0), "conv2d": (1, 0), "conv3d": (1, 0), "linear": (1, 0),
+           "conv_transpose1d": (1, 1), "conv_transpose2d": (1, 1), "conv_transpose3d": (1, 1)}
+# aten batch norm -> position of eps
+_BATCH_NORMS = {"_native_batch_norm_legit_no_training": 6, "batch_norm": 7}
+
+
+def _aten_name(node) -> str:
+    target = getattr(node, "target", None)
+    name = getattr(target, "__name__", str(target))
+    return name.split(".")[0]
+
+
+def _layer(node) -> tuple[object, int] | None:
+    """(the weight's fx node, its output axis) of an aten conv / linear node."""
+    name = _aten_name(node)
+    if name in _LAYERS:
+        index, axis = _LAYERS[name]
+        return node.args[index], axis
+    if name == "convolution":  # (input, weight, bias, stride, padding, dilation, transposed, ...)
+        return node.args[1], 1 if node.args[6] else 0
+    return None
+
+
+def record_exporter_folds(model: ir.Model, program) -> int:
+    """Record on `model`'s graph the factor of each BatchNorm the exporter folded (the ExportedProgram
+    `program` it was exported from); returns how many."""
+    import torch
+
+    signature = program.graph_signature
+    names = {**signature.inputs_to_parameters, **signature.inputs_to_buffers}
+    tensors = {**program.state_dict, **getattr(program, "constants", {})}
+
+    def array(node) -> np.ndarray | None:
+        fqn = names.get(getattr(node, "name", None))
+        tensor = tensors.get(fqn)
+        return tensor.detach().double().cpu().numpy() if isinstance(tensor, torch.Tensor) else None
+
+    recorded = 0
+    initializers = model.graph.initializers
+    for node in program.graph.nodes:
+        eps_at = _BATCH_NORMS.get(_aten_name(node)) if node.op == "call_function" else None
+        if eps_at is None or len(node.args) <= eps_at or not hasattr(node.args[0], "target"):
+            continue
+        layer = _layer(node.args[0])
+        if layer is None:
+            continue
+        weight_node, axis = layer
+        fqn = names.get(getattr(weight_node, "name", None))
+        weight, gamma, var = array(weight_node), array(node.args[1]), array(node.args[4])
+        value = initializers.get(fqn) if fqn is not None else None
+        if weight is None or var is None or value is None or value.const_value is None:
+            continue
+        gamma = np.ones_like(var) if gamma is None else gamma
+        scale = gamma / np.sqrt(var + float(node.args[eps_at]))
+        shape = [1] * weight.ndim
+        if weight.ndim < 2 or weight.shape[axis] != scale.size:
+            continue
+        shape[axis] = -1
+        factor = scale.reshape(shape)
+        exported = value.const_value.numpy().astype(np.float64)
+        expected = weight * factor
+        if exported.shape == expected.shape and np.allclose(exported, expected, rtol=1e-4,
+                                                            atol=1e-6 * max(np.abs(expected).max(), 1e-12)):
+            fold_factors.record(model.graph, fqn, factor)
+            recorded += 1
+    return recorded

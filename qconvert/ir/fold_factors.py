@@ -1,0 +1,73 @@
+"""What folding multiplied each layer weight by, so that pruning can rank weights as they were trained.
+
+Folding a BatchNormalization (or an exported one's Mul) into a Conv, Gemm or MatMul scales each output
+channel of its weight by gamma / sqrt(var + eps), and folding one forward scales its input columns. Those
+factors are set by activation statistics, not by training: across a BatchNorm network they differ by
+layer and by channel, so one magnitude threshold over folded weights takes most from the layers whose
+inputs happen to be large (bench/PRUNE.md's VGG at 60%, one-shot: 76% top-1 ranking folded weights, 98%
+ranking them as trained, which is what torch.nn.utils.prune ranks on a model that keeps its BatchNorm).
+
+The factors live on the main graph in memory (`ir.Graph.meta`), keyed by initializer name, each an array that
+broadcasts against its weight; folds multiply into it. `copy_model` carries them; a graph read from a
+file has none, and its weights then rank as they are. Passes that change a weight's shape or name update
+its entry (`take`, `rename`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+KEY = "qconvert.fold_factors"
+
+
+def factors(graph: ir.Graph) -> dict[str, np.ndarray]:
+    """The graph's entries (the live dict: callers that change it change the graph's)."""
+    found = graph.meta.get(KEY)
+    if found is None:
+        found = graph.meta[KEY] = {}
+    return found
+
+
+def record(graph: ir.Graph, name: str, factor: np.ndarray) -> None:
+    """Weight `name` was multiplied by `factor` (broadcasting against it)."""
+    entries = factors(graph)
+    factor = np.asarray(factor, np.float64)
+    entries[name] = entries[name] * factor if name in entries else factor
+
+
+def rename(graph: ir.Graph, old: str, new: str) -> None:
+    """A fold wrote weight `old` as a new initializer `new` (`old` may live on in another layer)."""
+    entries = factors(graph)
+    if old in entries:
+        entries[new] = entries[old].copy()
+
+
+def take(graph: ir.Graph, name: str, mask: np.ndarray, axis: int, new_name: str | None = None) -> None:
+    """Weight `name` kept only the entries `mask` selects along `axis` (channel pruning), as `new_name`."""
+    entries = factors(graph)
+    factor = entries.get(name)
+    if factor is None:
+        return
+    if factor.shape[axis] > 1:
+        factor = np.compress(mask, factor, axis=axis)
+    entries[new_name or name] = factor
+
+
+def as_trained(graph: ir.Graph, name: str, weight: np.ndarray) -> tuple[np.ndarray, bool]:
+    """|weight| with its fold factors divided out (a factor of 0 leaves a zero weight, ranked 0), and
+    whether there were any."""
+    magnitude = np.abs(weight.astype(np.float64))
+    factor = factors(graph).get(name)
+    if factor is None:
+        return magnitude, False
+    factor = np.abs(factor)
+    unfolded = np.divide(magnitude, factor, out=np.zeros_like(magnitude), where=factor > 0)
+    return unfolded, True
+
+
+def carry(source: ir.Graph, target: ir.Graph) -> None:
+    """`target` (a copy of `source`) gets `source`'s entries."""
+    entries = source.meta.get(KEY)
+    if entries:
+        target.meta[KEY] = {name: factor.copy() for name, factor in entries.items()}
