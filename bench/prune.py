@@ -6,8 +6,9 @@ calibration and evaluation sets:
 - VGG curve: L1 unstructured pruning layer by layer and global (one threshold), 0-80% sparsity, top-1
   straight after pruning and after fine-tuning (`qconvert prune-sweep`); next to it
   `torch.nn.utils.prune.global_unstructured` (L1) on the torch VGG itself, fine-tuned with the same data,
-  epochs, batch and Adam rate (torch keeps its BatchNorm layers; qconvert prunes the folded IR and
-  fine-tunes each Conv-ReLU under a BatchNorm of its own on batch statistics, refolded afterwards).
+  epochs, batch and Adam rate (torch keeps its BatchNorm layers; qconvert prunes the folded IR, ranking
+  each weight with its BatchNorm factor divided out, qconvert/ir/fold_factors.py, and fine-tunes each
+  Conv-ReLU under a BatchNorm of its own on batch statistics, refolded afterwards).
 - VGG at 80%: iterative (4 steps on the cubic schedule, fine-tuned between steps and after the last)
   against one-shot + fine-tuning, with the same epochs per fine-tuning and with the same epochs in all.
 - Every VGG figure is the mean over `--seeds` (each seed draws the data order of both sides' fine-tuning,

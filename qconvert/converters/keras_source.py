@@ -17,6 +17,7 @@ import numpy as np
 import onnx_ir as ir
 
 from qconvert.converters.input_spec import InputSpec, match_specs_to_inputs
+from qconvert.converters.keras_batchnorm_folds import record_keras_folds
 from qconvert.converters.probe import choose_example_shapes
 from qconvert.converters.parity import check_ir_matches_source
 from qconvert.converters.source import Source
@@ -205,6 +206,7 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
     except Exception as error:
         raise ExportError(f"tf2onnx could not convert {path}: {str(error).splitlines()[0][:300]}") from error
     model = ir.serde.deserialize_model(proto)
+    record_keras_folds(model, keras_model)
     for value, name in zip(model.graph.outputs, _output_names(keras_model)):
         value.name = name
     set_meta(model, "source_framework", "keras")

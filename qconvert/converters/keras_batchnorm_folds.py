@@ -1,0 +1,80 @@
+"""The BatchNorm folds TensorFlow made on the way through tf2onnx, recorded as the IR's fold factors.
+
+TensorFlow's graph optimiser folds each inference BatchNormalization into the Conv before it (the IR's
+weight is then `<conv>/Conv2D_weights_fused_bn`), so the IR has no BatchNorm for qconvert's FoldBatchNorm
+to fold and record. Pruning ranks weights as trained (qconvert/ir/fold_factors.py), so the factors are
+read back from the Keras model: every BatchNormalization on the channels-last axis whose input a Conv,
+DepthwiseConv or Dense layer produced gives gamma / sqrt(var + eps), kept only where an IR initializer of
+that layer's kernel shape (in ONNX's layout) equals the kernel times it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from qconvert.ir import fold_factors
+
+
+def _layers(model) -> list:
+    found = []
+    for layer in getattr(model, "layers", []):
+        found.append(layer)
+        found.extend(_layers(layer))  # nested models
+    return found
+
+
+def _array(variable) -> np.ndarray | None:
+    return None if variable is None else np.array(variable, dtype=np.float64)
+
+
+def _onnx_layout(kind: str, kernel: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The kernel as tf2onnx writes it, and the axis of its output channels there."""
+    rank = kernel.ndim
+    if kind.startswith("DepthwiseConv") and rank >= 3:  # (spatial..., C, M) -> (C·M, 1, spatial...)
+        moved = np.moveaxis(kernel, (rank - 2, rank - 1), (0, 1))
+        return moved.reshape(-1, 1, *moved.shape[2:]), 0
+    if kind.startswith("Conv") and "Transpose" not in kind and rank >= 3:  # (spatial..., I, O) -> (O, I, ...)
+        return np.moveaxis(kernel, (rank - 1, rank - 2), (0, 1)), 0
+    if kind == "Dense" and rank == 2:  # MatMul's [in, out]
+        return kernel, 1
+    return None
+
+
+def record_keras_folds(model: ir.Model, keras_model) -> int:
+    """Record on `model`'s graph the factor of each BatchNormalization TensorFlow folded; returns how many."""
+    by_shape: dict[tuple, list[str]] = {}
+    for name, value in model.graph.initializers.items():
+        if value.const_value is not None:
+            by_shape.setdefault(tuple(value.const_value.shape.dims), []).append(name)
+    recorded = 0
+    for layer in _layers(keras_model):
+        if type(layer).__name__ != "BatchNormalization":
+            continue
+        try:
+            producer = layer.input._keras_history[0]
+            kernel = producer.get_weights()[0]
+        except Exception:  # a shared layer (several inputs) or one without weights: nothing to read
+            continue
+        laid_out = _onnx_layout(type(producer).__name__, np.asarray(kernel, np.float64))
+        axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) and len(layer.axis) == 1 else layer.axis
+        if laid_out is None or axis not in (-1, len(layer.input.shape) - 1):  # channels last only
+            continue
+        weight, out_axis = laid_out
+        var = _array(layer.moving_variance)
+        gamma = _array(getattr(layer, "gamma", None))
+        scale = (np.ones_like(var) if gamma is None else gamma) / np.sqrt(var + float(layer.epsilon))
+        if weight.shape[out_axis] != scale.size:
+            continue
+        shape = [1] * weight.ndim
+        shape[out_axis] = -1
+        factor = scale.reshape(shape)
+        expected = weight * factor
+        tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
+        for name in by_shape.get(expected.shape, []):
+            exported = model.graph.initializers[name].const_value.numpy().astype(np.float64)
+            if np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
+                fold_factors.record(model.graph, name, factor)
+                recorded += 1
+                break
+    return recorded
