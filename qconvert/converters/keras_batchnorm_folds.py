@@ -10,10 +10,14 @@ that layer's kernel shape (in ONNX's layout) equals the kernel times it.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx_ir as ir
 
 from qconvert.ir import fold_factors
+
+logger = logging.getLogger(__name__)
 
 
 def _layers(model) -> list:
@@ -52,29 +56,38 @@ def record_keras_folds(model: ir.Model, keras_model) -> int:
         if type(layer).__name__ != "BatchNormalization":
             continue
         try:
-            producer = layer.input._keras_history[0]
-            kernel = producer.get_weights()[0]
-        except Exception:  # a shared layer (several inputs) or one without weights: nothing to read
+            found = _fold_factor(layer, model, by_shape)
+        except Exception as error:  # noqa: BLE001 (a shared layer, one without weights, an unknown layout)
+            # a hint for pruning, never a reason to refuse a model: its weights then rank as exported
+            logger.debug("fold factor of %s not read: %s", layer.name, error)
             continue
-        laid_out = _onnx_layout(type(producer).__name__, np.asarray(kernel, np.float64))
-        axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) and len(layer.axis) == 1 else layer.axis
-        if laid_out is None or axis not in (-1, len(layer.input.shape) - 1):  # channels last only
-            continue
-        weight, out_axis = laid_out
-        var = _array(layer.moving_variance)
-        gamma = _array(getattr(layer, "gamma", None))
-        scale = (np.ones_like(var) if gamma is None else gamma) / np.sqrt(var + float(layer.epsilon))
-        if weight.shape[out_axis] != scale.size:
-            continue
-        shape = [1] * weight.ndim
-        shape[out_axis] = -1
-        factor = scale.reshape(shape)
-        expected = weight * factor
-        tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
-        for name in by_shape.get(expected.shape, []):
-            exported = model.graph.initializers[name].const_value.numpy().astype(np.float64)
-            if np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
-                fold_factors.record(model.graph, name, factor)
-                recorded += 1
-                break
+        if found is not None:
+            fold_factors.record(model.graph, *found)
+            recorded += 1
     return recorded
+
+
+def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarray] | None:
+    """(the IR weight's name, its factor) where BatchNormalization `layer` was folded into its input's layer."""
+    producer = layer.input._keras_history[0]
+    kernel = producer.get_weights()[0]
+    laid_out = _onnx_layout(type(producer).__name__, np.asarray(kernel, np.float64))
+    axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) and len(layer.axis) == 1 else layer.axis
+    if laid_out is None or axis not in (-1, len(layer.input.shape) - 1):  # channels last only
+        return None
+    weight, out_axis = laid_out
+    var = _array(layer.moving_variance)
+    gamma = _array(getattr(layer, "gamma", None))
+    scale = (np.ones_like(var) if gamma is None else gamma) / np.sqrt(var + float(layer.epsilon))
+    if weight.shape[out_axis] != scale.size:
+        return None
+    shape = [1] * weight.ndim
+    shape[out_axis] = -1
+    factor = scale.reshape(shape)
+    expected = weight * factor
+    tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
+    for name in by_shape.get(expected.shape, []):
+        exported = model.graph.initializers[name].const_value.numpy().astype(np.float64)
+        if np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
+            return name, factor
+    return None

@@ -11,10 +11,14 @@ not make leaves the BatchNorm in the IR, for FoldBatchNorm).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx_ir as ir
 
 from qconvert.ir import fold_factors
+
+logger = logging.getLogger(__name__)
 
 # aten layer -> (weight argument, output axis of the weight)
 _LAYERS = {"conv1d": (1, 0), "conv2d": (1, 0), "conv3d": (1, 0), "linear": (1, 0),
@@ -57,29 +61,42 @@ def record_exporter_folds(model: ir.Model, program) -> int:
     recorded = 0
     initializers = model.graph.initializers
     for node in program.graph.nodes:
-        eps_at = _BATCH_NORMS.get(_aten_name(node)) if node.op == "call_function" else None
-        if eps_at is None or len(node.args) <= eps_at or not hasattr(node.args[0], "target"):
+        try:
+            factor = _fold_factor(node, names, array, initializers)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+            # a hint for pruning, never a reason to refuse a model: its weights then rank as exported
+            logger.debug("fold factor of %s not read: %s", node, error)
             continue
-        layer = _layer(node.args[0])
-        if layer is None:
-            continue
-        weight_node, axis = layer
-        fqn = names.get(getattr(weight_node, "name", None))
-        weight, gamma, var = array(weight_node), array(node.args[1]), array(node.args[4])
-        value = initializers.get(fqn) if fqn is not None else None
-        if weight is None or var is None or value is None or value.const_value is None:
-            continue
-        gamma = np.ones_like(var) if gamma is None else gamma
-        scale = gamma / np.sqrt(var + float(node.args[eps_at]))
-        shape = [1] * weight.ndim
-        if weight.ndim < 2 or weight.shape[axis] != scale.size:
-            continue
-        shape[axis] = -1
-        factor = scale.reshape(shape)
-        exported = value.const_value.numpy().astype(np.float64)
-        expected = weight * factor
-        if exported.shape == expected.shape and np.allclose(exported, expected, rtol=1e-4,
-                                                            atol=1e-6 * max(np.abs(expected).max(), 1e-12)):
-            fold_factors.record(model.graph, fqn, factor)
+        if factor is not None:
+            fold_factors.record(model.graph, *factor)
             recorded += 1
     return recorded
+
+
+def _fold_factor(node, names: dict, array, initializers) -> tuple[str, np.ndarray] | None:
+    """(the layer weight's initializer name, its factor) where `node` is a batch norm the exporter folded."""
+    eps_at = _BATCH_NORMS.get(_aten_name(node)) if node.op == "call_function" else None
+    if eps_at is None or len(node.args) <= eps_at or not hasattr(node.args[0], "target"):
+        return None
+    layer = _layer(node.args[0])
+    if layer is None:
+        return None
+    weight_node, axis = layer
+    fqn = names.get(getattr(weight_node, "name", None))
+    weight, gamma, var = array(weight_node), array(node.args[1]), array(node.args[4])
+    value = initializers.get(fqn) if fqn is not None else None
+    if weight is None or var is None or value is None or value.const_value is None or weight.ndim < 2:
+        return None
+    gamma = np.ones_like(var) if gamma is None else gamma
+    scale = gamma / np.sqrt(var + float(node.args[eps_at]))
+    if weight.shape[axis] != scale.size:
+        return None
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    factor = scale.reshape(shape)
+    exported = value.const_value.numpy().astype(np.float64)
+    expected = weight * factor
+    tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
+    if exported.shape == expected.shape and np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
+        return fqn, factor
+    return None
