@@ -7,10 +7,10 @@ layer and by channel, so one magnitude threshold over folded weights takes most 
 inputs happen to be large (bench/PRUNE.md's VGG at 60%, one-shot: 76% top-1 ranking folded weights, 98%
 ranking them as trained, which is what torch.nn.utils.prune ranks on a model that keeps its BatchNorm).
 
-The factors live on the main graph in memory (`ir.Graph.meta`), keyed by initializer name, each an array that
-broadcasts against its weight; folds multiply into it. `copy_model` carries them; a graph read from a
-file has none, and its weights then rank as they are. Passes that change a weight's shape or name update
-its entry (`take`, `rename`).
+The factors live on the main graph in memory (`ir.Graph.meta`), keyed by initializer name, each an array
+that broadcasts against its weight; folds multiply into it. `copy_model` carries them; a graph read from a
+file has none, and its weights then rank as they are. Passes that change a weight's shape or name update its
+entry (`take`, `rename`).
 """
 
 from __future__ import annotations

@@ -9,13 +9,14 @@ After::
     y = Conv(x, W = [[0.9, 0.0], [0.0, -0.7]], B)
 
 The graph keeps its nodes and shapes; only weight initializers change. Weights are those of Conv,
-ConvTranspose, Gemm and MatMul (qconvert.ir.layer_weights), never biases. Two thresholds
-(`Threshold`): each weight to the sparsity by its own magnitudes (PER_LAYER), or one magnitude across
-every prunable weight (GLOBAL), which takes more from layers of small weights and less from those of
-large ones. Magnitudes are the weights' as trained: where a BatchNorm (or its exported Mul) was folded
-into a layer, its factors are divided out again (qconvert/ir/fold_factors.py: folded magnitudes carry
-each layer's activation statistics, which a global threshold must not compare). Counts are exact: round(sparsity × elements) zeros, ties at the threshold broken in favour of
-the earlier element (graph order of the weights, then row-major), so a run is reproducible.
+ConvTranspose, Gemm and MatMul (qconvert.ir.layer_weights), never biases. Two thresholds (`Threshold`): each
+weight to the sparsity by its own magnitudes (PER_LAYER), or one magnitude across every prunable weight
+(GLOBAL), which takes more from layers of small weights and less from those of large ones. Magnitudes are
+the weights' as trained: where a BatchNorm (or its exported Mul) was folded into a layer, its factors are
+divided out again (qconvert/ir/fold_factors.py: folded magnitudes carry each layer's activation statistics,
+which a global threshold must not compare). Counts are exact: round(sparsity × elements) zeros, ties at the
+threshold broken in favour of the earlier element (graph order of the weights, then row-major), so a run is
+reproducible.
 
 Options (keyword-only): `sparsity` in [0, 1), `threshold`, and `scope` (PruneScope): `depthwise`
 includes depthwise conv weights (left dense by default: one k×k filter per channel has little to give),

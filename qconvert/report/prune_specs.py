@@ -20,8 +20,14 @@ def pruning_spec(run) -> TextTable:
                ".3f"),
         Column("s", lambda s: s.seconds, ".1f"),
     ]
+    notes = [f"groups left alone: {frozen}"] if frozen else []
+    layers = run.last.layers if run.last is not None else []
+    if layers and "ranked_as_trained" in layers[0]:  # unstructured: what the magnitudes were
+        unfolded = sum(bool(layer["ranked_as_trained"]) for layer in layers)
+        notes.append(f"magnitudes as trained (folded BatchNorm divided out) for {unfolded} of {len(layers)} "
+                     f"weights, as exported for the rest")
     return TextTable(f"pruning: {run.method} to {number(run.sparsity, 'g')}", columns, run.steps,
-                     f"groups left alone: {frozen}" if frozen else None)
+                     "; ".join(notes) or None)
 
 
 def prune_sweep_spec(result) -> TextTable:

@@ -31,6 +31,15 @@ def sweep_result() -> SweepResult:
 ALL_SECTIONS = SECTIONS[:-2] + ["pruning", "training", "bundles"]
 
 
+def test_the_pruning_table_says_how_many_weights_ranked_as_trained():
+    from qconvert.report.prune_specs import pruning_spec
+
+    run = pruned_result().pruning
+    assert pruning_spec(run).caption is None  # no layer records: nothing to say
+    run.steps[-1].layers = [{"name": "w1", "ranked_as_trained": True}, {"name": "w2", "ranked_as_trained": False}]
+    assert "as trained (folded BatchNorm divided out) for 1 of 2 weights" in pruning_spec(run).caption
+
+
 def test_every_section_within_2_mb():
     page = report_html(pruned_result())
     assert re.findall(r'<section id="([^"]+)"', page) == ALL_SECTIONS
