@@ -187,9 +187,13 @@ with_training_options = option_group(
 
 
 def _prune_options(prune, prune_method, prune_steps, prune_depthwise, prune_keep_first_last, prune_importance,
-                   prune_multiple_of) -> PruneOptions:
+                   prune_multiple_of, prune_magnitudes) -> PruneOptions:
     return PruneOptions(prune, parse_method(prune_method), prune_steps, prune_depthwise, prune_keep_first_last,
-                        prune_importance, prune_multiple_of)
+                        prune_importance, prune_multiple_of, prune_magnitudes)
+
+
+MAGNITUDES_HELP = ("Layer, global: rank the weights as trained (BatchNorm folded into a layer divided out "
+                   "again) or as folded.")
 
 
 with_prune_options = option_group(
@@ -211,6 +215,8 @@ with_prune_options = option_group(
                  "gamma."),
     click.option("--prune-multiple-of", type=click.IntRange(min=1), default=PruneOptions.multiple_of,
                  show_default=True, help="Channel: kept channels rounded up to a multiple of this."),
+    click.option("--prune-magnitudes", type=click.Choice(["trained", "folded"]), default=PruneOptions.magnitudes.value,
+                 show_default=True, help=MAGNITUDES_HELP),
 )
 
 with_rounding_options = option_group(
@@ -386,6 +392,8 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
 @click.option("--prune-keep-first-last", is_flag=True, help="Unstructured: leave the first and last layers dense.")
 @click.option("--prune-importance", type=click.Choice(["l1", "l2", "bn"]), default="l1", show_default=True)
 @click.option("--prune-multiple-of", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--prune-magnitudes", type=click.Choice(["trained", "folded"]), default=PruneOptions.magnitudes.value,
+              show_default=True, help=MAGNITUDES_HELP)
 @click.option("-o", "--out", "out_dir", default="qconvert-out", show_default=True, help="Folder for "
               "prune_sweep.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for onnxruntime and training [physical cores].")
@@ -396,7 +404,7 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
 @debug_option
 def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, train_batch, finetune_batch_statistics,
                         prune_steps, prune_depthwise, prune_keep_first_last, prune_importance, prune_multiple_of,
-                        out_dir, threads, as_json, seed, evaluation, source, debug):
+                        prune_magnitudes, out_dir, threads, as_json, seed, evaluation, source, debug):
     """The metric against sparsity for each pruning method, with and (--train) without fine-tuning."""
     from rich.console import Console
 
@@ -411,7 +419,7 @@ def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, trai
         kinds = [parse_method(m) for m in methods.split(",") if m.strip()]
         pruning = PruneOptions(None, steps=prune_steps, depthwise=prune_depthwise,
                                keep_first_last=prune_keep_first_last, importance=prune_importance,
-                               multiple_of=prune_multiple_of)
+                               multiple_of=prune_multiple_of, magnitudes=prune_magnitudes)
         training = TrainingOptions(train_path, finetune=train_path is not None, epochs=epochs, lr=lr,
                                    train_batch=train_batch, finetune_batch_statistics=finetune_batch_statistics)
         return prune_sweep(model, source, evaluation, kinds, shares, pruning, training, out_dir=out_dir,

@@ -12,9 +12,9 @@ The graph keeps its nodes and shapes; only weight initializers change. Weights a
 ConvTranspose, Gemm and MatMul (qconvert.ir.layer_weights), never biases. Two thresholds (`Threshold`): each
 weight to the sparsity by its own magnitudes (PER_LAYER), or one magnitude across every prunable weight
 (GLOBAL), which takes more from layers of small weights and less from those of large ones. Magnitudes are
-the weights' as trained: where a BatchNorm (or its exported Mul) was folded into a layer, its factors are
-divided out again (qconvert/ir/fold_factors.py: folded magnitudes carry each layer's activation statistics,
-which a global threshold must not compare). Counts are exact: round(sparsity × elements) zeros, ties at the
+the weights' as trained by default (`Magnitudes`): where a BatchNorm (or its exported Mul) was folded into
+a layer, its factors are divided out again (qconvert/ir/fold_factors.py: folded magnitudes carry each
+layer's activation statistics). Counts are exact: round(sparsity × elements) zeros, ties at the
 threshold broken in favour of the earlier element (graph order of the weights, then row-major), so a run is
 reproducible.
 
@@ -38,6 +38,13 @@ from qconvert.ir import fold_factors
 from qconvert.ir.layer_weights import LayerWeight, layer_weights
 
 logger = logging.getLogger(__name__)
+
+
+class Magnitudes(enum.Enum):
+    """What the threshold compares (bench/PRUNE.md measures both)."""
+
+    AS_TRAINED = "trained"  # folded BatchNorm factors divided out (qconvert/ir/fold_factors.py)
+    FOLDED = "folded"  # the IR's weights as they are, BatchNorm folded in
 
 
 class Threshold(enum.Enum):
@@ -100,17 +107,21 @@ def _zero(weight: LayerWeight, mask: np.ndarray, as_trained: bool) -> PrunedWeig
 
 
 class PruneMagnitude(ir.passes.InPlacePass):
-    def __init__(self, *, sparsity: float, threshold: Threshold = Threshold.GLOBAL, scope: PruneScope = PruneScope()):
+    def __init__(self, *, sparsity: float, threshold: Threshold = Threshold.GLOBAL, scope: PruneScope = PruneScope(),
+                 magnitudes: Magnitudes = Magnitudes.AS_TRAINED):
         super().__init__()
         if not 0 <= sparsity < 1:
             raise ValueError(f"sparsity {sparsity}: from 0 up to (not including) 1")
-        self.sparsity, self.threshold, self.scope = sparsity, threshold, scope
+        self.sparsity, self.threshold, self.scope, self.magnitudes = sparsity, threshold, scope, magnitudes
         self.pruned: list[PrunedWeight] = []
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         weights = weights_in_scope(model, self.scope)
         # float64: weights of different dtypes (a float16 layer) compare on one scale
-        ranked = [fold_factors.as_trained(model.graph, w.name, w.array) for w in weights]
+        if self.magnitudes is Magnitudes.AS_TRAINED:
+            ranked = [fold_factors.as_trained(model.graph, w.name, w.array) for w in weights]
+        else:
+            ranked = [(np.abs(w.array.astype(np.float64)), False) for w in weights]
         magnitudes = [magnitude.reshape(-1) for magnitude, _ in ranked]
         if self.threshold is Threshold.PER_LAYER:
             masks = [smallest(m, _count(self.sparsity, m.size)) for m in magnitudes]
@@ -127,15 +138,17 @@ def _count(sparsity: float, size: int) -> int:
     return int(np.floor(sparsity * size + 0.5))
 
 
-def prune_layerwise(model: ir.Model, sparsity: float, scope: PruneScope = PruneScope()) -> list[PrunedWeight]:
+def prune_layerwise(model: ir.Model, sparsity: float, scope: PruneScope = PruneScope(),
+                    magnitudes: Magnitudes = Magnitudes.AS_TRAINED) -> list[PrunedWeight]:
     """Each weight in scope of `model` (in place) at `sparsity` by its own threshold."""
-    pass_ = PruneMagnitude(sparsity=sparsity, threshold=Threshold.PER_LAYER, scope=scope)
+    pass_ = PruneMagnitude(sparsity=sparsity, threshold=Threshold.PER_LAYER, scope=scope, magnitudes=magnitudes)
     pass_(model)
     return pass_.pruned
 
 
-def prune_global(model: ir.Model, sparsity: float, scope: PruneScope = PruneScope()) -> list[PrunedWeight]:
+def prune_global(model: ir.Model, sparsity: float, scope: PruneScope = PruneScope(),
+                 magnitudes: Magnitudes = Magnitudes.AS_TRAINED) -> list[PrunedWeight]:
     """The weights in scope of `model` (in place) at `sparsity` together, by one magnitude threshold."""
-    pass_ = PruneMagnitude(sparsity=sparsity, threshold=Threshold.GLOBAL, scope=scope)
+    pass_ = PruneMagnitude(sparsity=sparsity, threshold=Threshold.GLOBAL, scope=scope, magnitudes=magnitudes)
     pass_(model)
     return pass_.pruned

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from qconvert.backends.targets import EmitOptions
 from qconvert.errors import UsageError
+from qconvert.passes.prune_magnitude import Magnitudes
 from qconvert.prune.method import PruneKind, PruneMethod
 from qconvert.quant.config import QuantConfig
 from qconvert.quant.data import ImageOptions
@@ -107,8 +108,14 @@ class PruneOptions:
     keep_first_last: bool = False  # unstructured: leave the first and last prunable layers dense
     importance: str = "l1"  # channel: l1 | l2 | bn (filter norm or BatchNorm gamma)
     multiple_of: int = 8  # channel: kept channels rounded up to a multiple of this
+    magnitudes: Magnitudes = Magnitudes.AS_TRAINED  # layer, global: what the threshold compares
 
     def __post_init__(self):
+        if not isinstance(self.magnitudes, Magnitudes):  # the CLI's and the API's text
+            choices = " or ".join(m.value for m in Magnitudes)
+            if self.magnitudes not in [m.value for m in Magnitudes]:
+                raise UsageError(f"--prune-magnitudes {self.magnitudes}: choose {choices}")
+            object.__setattr__(self, "magnitudes", Magnitudes(self.magnitudes))
         if self.sparsity is None:
             return
         fixed, kind = self.method.fixed_sparsity, self.method.kind

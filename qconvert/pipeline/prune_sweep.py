@@ -46,7 +46,8 @@ def prune_sweep(model: str, source: SourceOptions, evaluation: EvalOptions, meth
         raise UsageError(f"--prune-steps {pruning.steps} fine-tunes between steps: pass --train")
     for method in methods:  # each method's own checks (N:M's one sparsity), before any work
         PruneOptions(method.fixed_sparsity or max(sparsities), method, pruning.steps if method.fixed_sparsity is None
-                     else 1, pruning.depthwise, pruning.keep_first_last, pruning.importance, pruning.multiple_of)
+                     else 1, pruning.depthwise, pruning.keep_first_last, pruning.importance, pruning.multiple_of,
+                     pruning.magnitudes)
     graph = clean(load_model(model, source))
     eval_feeds, labels = load_eval(evaluation.eval_path, specs_from_ir(graph))
     tune, settings = None, None

@@ -43,14 +43,14 @@ def prune_step(model: ir.Model, options, target: float, step: int = 1,
                            time.perf_counter() - began, macs=report.macs_after,
                            layers=[_as_dict(group) for group in report.groups])
         return pruned, record, report
-    from qconvert.passes.prune_magnitude import PruneScope, prune_global, prune_layerwise
+    from qconvert.passes.prune_magnitude import Magnitudes, PruneScope, prune_global, prune_layerwise
 
     pruned = copy_model(model)
     scope = PruneScope(depthwise=options.depthwise, keep_first_last=options.keep_first_last)
     if kind is PruneKind.LAYER:
-        weights = prune_layerwise(pruned, target, scope)
+        weights = prune_layerwise(pruned, target, scope, options.magnitudes)
     elif kind is PruneKind.GLOBAL:
-        weights = prune_global(pruned, target, scope)
+        weights = prune_global(pruned, target, scope, options.magnitudes)
     else:
         from qconvert.passes.prune_n_m import prune_n_m
 

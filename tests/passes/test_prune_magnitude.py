@@ -12,7 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from qconvert.ir.layer_weights import layer_weights
 from qconvert.ir.values import copy_model
 from qconvert.passes.pipelines import cleanup
-from qconvert.passes.prune_magnitude import PruneMagnitude, PruneScope, Threshold, prune_global, prune_layerwise
+from qconvert.passes.prune_magnitude import (Magnitudes, PruneMagnitude, PruneScope, Threshold, prune_global,
+                                             prune_layerwise)
 from tests.passes.helpers import ops, random_inputs, run
 
 OPS = ["Conv", "Relu", "Conv", "Conv", "GlobalAveragePool", "Flatten", "Gemm", "MatMul"]
@@ -215,6 +216,11 @@ def test_weights_rank_as_trained_with_the_folded_batchnorm_divided_out():
     pruned = copy_model(model)
     prune_layerwise(pruned, 0.5)
     assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [True, True, False, False]
+    # asked to, they rank folded: b's second filter goes
+    pruned = copy_model(model)
+    records = prune_global(pruned, 2 / 6, magnitudes=Magnitudes.FOLDED)
+    assert [r.ranked_as_trained for r in records] == [False, False]
+    assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [False, False, True, True]
     # a model read back from a file has no record of its folds: its weights rank as they are
     reread = ir.serde.deserialize_model(ir.serde.serialize_model(model))
     records = prune_global(reread, 2 / 6)

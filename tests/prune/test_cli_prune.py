@@ -122,3 +122,21 @@ def test_bad_pruning_options_are_one_line(tiny_models, tmp_path, args, expected)
 def test_prune_sweep_needs_an_eval_set(tiny_models, tmp_path):
     result = run_cli("prune-sweep", tiny_models / "vgg.pt2", "-o", tmp_path / "o")
     assert result.exit_code != 0 and "--eval" in only_line(result)
+
+
+def test_magnitudes_rank_as_trained_unless_asked_to_rank_folded(tiny_models, tmp_path):
+    """The tiny VGG's convs carry BatchNorm that the exporter folded: by default their magnitudes rank with
+    it divided out, --prune-magnitudes folded ranks the IR's weights as they are (another set of zeros)."""
+    zeros = {}
+    for magnitudes in ("trained", "folded"):
+        out = tmp_path / magnitudes
+        result = _convert(tiny_models / "vgg.pt2", out, "--to", "onnx-fp32", "--prune", 0.6,
+                          "--prune-magnitudes", magnitudes)
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "report.json").read_text())
+        layers = report["pruning"]["steps"][0]["layers"]
+        ranked = [layer["ranked_as_trained"] for layer in layers if layer["op"] == "Conv"]
+        assert ranked and all(ranked) if magnitudes == "trained" else not any(ranked)
+        artifact = {row["target"]: row for row in report["rows"]}["onnx-fp32"]["path"]
+        zeros[magnitudes] = {name: w == 0 for name, w in _weights(artifact).items()}
+    assert any(not np.array_equal(zeros["trained"][name], zeros["folded"][name]) for name in zeros["trained"])
