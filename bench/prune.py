@@ -9,6 +9,9 @@ calibration and evaluation sets:
   epochs, batch and Adam rate (torch keeps its BatchNorm layers; qconvert prunes the folded IR, ranking
   each weight with its BatchNorm factor divided out, qconvert/ir/fold_factors.py, and fine-tunes each
   Conv-ReLU under a BatchNorm of its own on batch statistics, refolded afterwards).
+- The VGG curve and the UNet again with `--prune-magnitudes folded` (`--also-magnitudes`): the IR's
+  BatchNorm-folded weights ranked as they are, where the default ranks them as trained (the folded
+  BatchNorm's factors divided out, as torch.nn.utils.prune and tfmot see them).
 - VGG at 80%: iterative (4 steps on the cubic schedule, fine-tuned between steps and after the last)
   against one-shot + fine-tuning, with the same epochs per fine-tuning and with the same epochs in all.
 - Every VGG figure is the mean over `--seeds` (each seed draws the data order of both sides' fine-tuning,
@@ -60,11 +63,14 @@ def run_sweep(request: dict) -> dict:
                                lr=request["lr"], train_batch=request["batch"])
     evaluation = EvalOptions(str(models / "vgg_eval.npz"))
     began = time.perf_counter()
-    seed = request.get("seed", 0)
+    seed, magnitudes = request.get("seed", 0), request.get("magnitudes", "trained")
     curve = prune_sweep(str(models / "vgg.pt2"), SourceOptions(), evaluation,
-                        [parse_method("layer"), parse_method("global")], list(SPARSITIES), PruneOptions(), training,
+                        [parse_method("layer"), parse_method("global")], list(SPARSITIES),
+                        PruneOptions(magnitudes=magnitudes), training,
                         out_dir=out / "curve", threads=request["threads"], seed=seed)
     curve_s = time.perf_counter() - began
+    if request.get("curve_only"):
+        return {"curve": curve.to_dict(), "curve_s": curve_s}
     iterative = prune_sweep(str(models / "vgg.pt2"), SourceOptions(), evaluation, [parse_method("global")], [0.8],
                             PruneOptions(steps=ITERATIVE_STEPS), training, out_dir=out / "iterative",
                             threads=request["threads"], seed=seed)
@@ -173,7 +179,8 @@ def run_unet_ours(request: dict) -> dict:
                      calib=str(models / "unet_calib.npz"), eval_path=str(models / "unet_eval.npz"),
                      threads=request["threads"], runs=3, prune=0.8, prune_method="global",
                      prune_steps=request["steps"], finetune=True, train=str(models / "unet_train.npz"),
-                     epochs=request["epochs"], lr=request["lr"], train_batch=request["batch"])
+                     epochs=request["epochs"], lr=request["lr"], train_batch=request["batch"],
+                     prune_magnitudes=request.get("magnitudes", "trained"))
     return {"wall_s": time.perf_counter() - began, "result": result.to_dict()}
 
 
@@ -297,6 +304,19 @@ def _vgg_section(options, sweeps: list[dict], torch_runs: list[list[dict]], seed
             f"{_met(all(_at_least(ours[s], theirs[s]) for s in SPARSITIES))}", ""]
 
 
+def _vgg_also_section(magnitudes: str, sweeps: list[dict], torch_runs: list[list[dict]]) -> list[str]:
+    ours = {s: _mean(_finetuned(sweep["curve"], "global", s) for sweep in sweeps) for s in SPARSITIES}
+    layer = {s: _mean(_finetuned(sweep["curve"], "layer", s) for sweep in sweeps) for s in SPARSITIES}
+    theirs = {s: _mean(next(p for p in run if p["sparsity"] == s)["finetuned"] for run in torch_runs)
+              for s in SPARSITIES}
+    return [f"### The same curve with `--prune-magnitudes {magnitudes}`", "",
+            *_curve_table(sweeps, torch_runs), "",
+            f"- global + FT ≥ layer + FT at every sparsity: "
+            f"{_met(all(_at_least(ours[s], layer[s]) for s in SPARSITIES))}",
+            f"- global + FT ≥ torch.nn.utils.prune global + FT at every sparsity: "
+            f"{_met(all(_at_least(ours[s], theirs[s]) for s in SPARSITIES))}", ""]
+
+
 def _channel_section(options, channel: dict, latency: dict) -> list[str]:
     rows = {side: {r["target"]: r for r in channel[side]["result"]["rows"]} for side in ("unpruned", "channel")}
     pruning = channel["channel"]["result"]["pruning"]
@@ -322,7 +342,7 @@ def _channel_section(options, channel: dict, latency: dict) -> list[str]:
     return lines + [""]
 
 
-def _unet_section(options, ours: dict, theirs: dict) -> list[str]:
+def _unet_section(options, ours: dict, theirs: dict, also: dict) -> list[str]:
     from bench.qat_vs_tfmot import tflite_dice
     from qconvert.report.sizes import zipped_bytes
 
@@ -334,19 +354,29 @@ def _unet_section(options, ours: dict, theirs: dict) -> list[str]:
     with np.load(Path(options.models) / "unet_eval.npz") as data:
         their_dice = tflite_dice(their_file, data["input"], data["labels"], options.threads)
     size = lambda path: Path(path).stat().st_size  # noqa: E731
+    also_rows, also_lines = [], []
+    for magnitudes, facts in also.items():
+        row = {r["target"]: r for r in facts["result"]["rows"]}["tflite-uint8"]
+        dice, zipped = row["metrics"]["dice"], zipped_bytes(row["path"])
+        also_rows.append(f"| qconvert tflite-uint8, `--prune-magnitudes {magnitudes}` | {dice:.4f} | "
+                         f"{size(row['path']):,} | {zipped:,} | {zipped / h5_zip:.3f} |")
+        also_lines.append(f"- with `--prune-magnitudes {magnitudes}`: Dice {dice - source_dice:+.4f} from float, zip "
+                          f"{zipped / h5_zip:.3f}× the float .h5's; against tfmot Dice {_met(dice >= their_dice)}, "
+                          f"zip bytes {_met(zipped <= their_zip)}; the run {facts['wall_s']:.0f} s")
     return [f"## Keras UNet: 80% global + fine-tuning ({options.unet_epochs} epochs, batch {options.batch}, "
             f"Adam {options.lr:g}), to tflite-uint8", "",
             "| model | Dice | raw bytes | zip bytes | zip × float .h5 zip |", "|---|---|---|---|---|",
             f"| float .h5 (source) | {source_dice:.4f} | {size(h5):,} | {h5_zip:,} | 1.000 |",
             f"| qconvert tflite-uint8 | {ours_dice:.4f} | {size(ours_file):,} | {ours_zip:,} | "
-            f"{ours_zip / h5_zip:.3f} |",
+            f"{ours_zip / h5_zip:.3f} |", *also_rows,
             f"| tfmot prune_low_magnitude tflite-uint8 | {their_dice:.4f} | {size(their_file):,} | {their_zip:,} | "
             f"{their_zip / h5_zip:.3f} |", "",
             f"- Dice within 0.01 of float: {_met(ours_dice >= source_dice - 0.01)} ({ours_dice - source_dice:+.4f}); "
             f"zip ≤ 0.10× the float .h5's: {_met(ours_zip <= 0.10 * h5_zip)} ({ours_zip / h5_zip:.3f}×)",
             f"- against tfmot: Dice {ours_dice:.4f} vs {their_dice:.4f} ({_met(ours_dice >= their_dice)}), zip bytes "
             f"{ours_zip:,} vs {their_zip:,} ({_met(ours_zip <= their_zip)}); tfmot's weight sparsity "
-            f"{theirs['sparsity']:.3f}, its fit {theirs['train_s']:.0f} s; the qconvert run {ours['wall_s']:.0f} s", ""]
+            f"{theirs['sparsity']:.3f}, its fit {theirs['train_s']:.0f} s; the qconvert run {ours['wall_s']:.0f} s",
+            *also_lines, ""]
 
 
 def render(options, began: float, facts: dict) -> None:
@@ -354,12 +384,14 @@ def render(options, began: float, facts: dict) -> None:
 
     body = []
     if "sweep" in facts and "torch_prune" in facts:
-        body += _vgg_section(options, facts["sweep"], [run["points"] for run in facts["torch_prune"]],
-                             _seeds(options))
+        torch_runs = [run["points"] for run in facts["torch_prune"]]
+        body += _vgg_section(options, facts["sweep"], torch_runs, _seeds(options))
+        for magnitudes, sweeps in facts.get("sweep_also", {}).items():
+            body += _vgg_also_section(magnitudes, sweeps, torch_runs)
     if "channel_latency" in facts:
         body += _channel_section(options, facts["channel"], facts["channel_latency"])
     if "unet_tfmot" in facts:
-        body += _unet_section(options, facts["unet_ours"], facts["unet_tfmot"])
+        body += _unet_section(options, facts["unet_ours"], facts["unet_tfmot"], facts.get("unet_ours_also", {}))
     header = (f"# Pruning on the IR next to tfmot and torch.nn.utils.prune\n\n- date: "
               f"{datetime.datetime.now().isoformat(timespec='seconds')}\n- machine: {describe()}\n"
               f"- command: `python -m bench.prune {' '.join(sys.argv[1:])}` (part of `make bench`); "
@@ -371,6 +403,10 @@ def render(options, began: float, facts: dict) -> None:
 
 def _seeds(options) -> list[int]:
     return [int(seed) for seed in options.seeds.split(",")]
+
+
+def _also(options) -> list[str]:
+    return [m for m in options.also_magnitudes.split(",") if m.strip()]
 
 
 def main() -> None:
@@ -390,6 +426,8 @@ def main() -> None:
     parser.add_argument("--parts", default="vgg,channel,unet", help="vgg, channel, unet")
     parser.add_argument("--seeds", default="0,1,2", help="VGG curve: the fine-tuning seeds its figures are the "
                                                           "mean of")
+    parser.add_argument("--also-magnitudes", default="folded", help="the VGG curve and the UNet also with these "
+                        "--prune-magnitudes (the default, trained, carries the acceptance lines); '' for none")
     parser.add_argument("--reuse", action="store_true", help="take the facts of parts an earlier run finished "
                         "from build/bench/prune instead of running them again")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -405,6 +443,8 @@ def main() -> None:
     if "unet" in parts:
         unet = {**base, "epochs": options.unet_epochs, "steps": options.unet_steps}
         facts["unet_ours"] = child("unet_ours", {**unet, "out": str(WORK / "unet_ours")}, options.reuse)
+        facts["unet_ours_also"] = {m: child("unet_ours", {**unet, "magnitudes": m, "out": str(WORK / f"unet_ours_{m}")},
+                                            options.reuse) for m in _also(options)}
         facts["unet_tfmot"] = child("unet_tfmot", {**unet, "out": str(WORK / "unet_tfmot")}, options.reuse)
         render(options, began, facts)
     if "channel" in parts:
@@ -424,6 +464,10 @@ def main() -> None:
             facts["torch_prune"].append(child("torch_prune", {**seeded, "out": str(WORK / f"torch_prune{suffix}")},
                                               options.reuse))
             facts["sweep"].append(child("sweep", {**seeded, "out": str(WORK / f"sweep{suffix}")}, options.reuse))
+        facts["sweep_also"] = {
+            m: [child("sweep", {**base, "seed": seed, "magnitudes": m, "curve_only": True,
+                                "out": str(WORK / f"sweep{'' if seed == 0 else f'_seed{seed}'}_{m}")}, options.reuse)
+                for seed in _seeds(options)] for m in _also(options)}
         render(options, began, facts)
 
 
