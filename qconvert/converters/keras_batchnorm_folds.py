@@ -67,8 +67,9 @@ def record_keras_folds(model: ir.Model, keras_model) -> int:
     return recorded
 
 
-def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarray] | None:
-    """(the IR weight's name, its factor) where BatchNormalization `layer` was folded into its input's layer."""
+def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(the IR weight's name, its factor, the gamma) where BatchNormalization `layer` was folded into its
+    input's layer."""
     producer = layer.input._keras_history[0]
     kernel = producer.get_weights()[0]
     laid_out = _onnx_layout(type(producer).__name__, np.asarray(kernel, np.float64))
@@ -78,7 +79,8 @@ def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarra
     weight, out_axis = laid_out
     var = _array(layer.moving_variance)
     gamma = _array(getattr(layer, "gamma", None))
-    scale = (np.ones_like(var) if gamma is None else gamma) / np.sqrt(var + float(layer.epsilon))
+    gamma = np.ones_like(var) if gamma is None else gamma
+    scale = gamma / np.sqrt(var + float(layer.epsilon))
     if weight.shape[out_axis] != scale.size:
         return None
     shape = [1] * weight.ndim
@@ -89,5 +91,5 @@ def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarra
     for name in by_shape.get(expected.shape, []):
         exported = model.graph.initializers[name].const_value.numpy().astype(np.float64)
         if np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
-            return name, factor
+            return name, factor, gamma.reshape(shape)
     return None

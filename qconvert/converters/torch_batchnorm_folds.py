@@ -73,8 +73,9 @@ def record_exporter_folds(model: ir.Model, program) -> int:
     return recorded
 
 
-def _fold_factor(node, names: dict, array, initializers) -> tuple[str, np.ndarray] | None:
-    """(the layer weight's initializer name, its factor) where `node` is a batch norm the exporter folded."""
+def _fold_factor(node, names: dict, array, initializers) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(the layer weight's initializer name, its factor, the gamma) where `node` is a batch norm the exporter
+    folded."""
     eps_at = _BATCH_NORMS.get(_aten_name(node)) if node.op == "call_function" else None
     if eps_at is None or len(node.args) <= eps_at or not hasattr(node.args[0], "target"):
         return None
@@ -98,5 +99,5 @@ def _fold_factor(node, names: dict, array, initializers) -> tuple[str, np.ndarra
     expected = weight * factor
     tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
     if exported.shape == expected.shape and np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
-        return fqn, factor
+        return fqn, factor, gamma.reshape(shape)
     return None

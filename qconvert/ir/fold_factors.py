@@ -19,6 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 KEY = "qconvert.fold_factors"
+GAMMAS = "qconvert.fold_gammas"  # the folded BatchNorm's gamma, for channel pruning's --prune-importance bn
 
 
 def factors(graph: ir.Graph) -> dict[str, np.ndarray]:
@@ -29,29 +30,55 @@ def factors(graph: ir.Graph) -> dict[str, np.ndarray]:
     return found
 
 
-def record(graph: ir.Graph, name: str, factor: np.ndarray) -> None:
-    """Weight `name` was multiplied by `factor` (broadcasting against it)."""
+def gammas(graph: ir.Graph) -> dict[str, np.ndarray]:
+    """The gamma of the BatchNorm folded into each weight, shaped as its factor (the live dict)."""
+    found = graph.meta.get(GAMMAS)
+    if found is None:
+        found = graph.meta[GAMMAS] = {}
+    return found
+
+
+def record(graph: ir.Graph, name: str, factor: np.ndarray, gamma: np.ndarray | None = None) -> None:
+    """Weight `name` was multiplied by `factor` (broadcasting against it); `gamma`: the BatchNorm's, where
+    it was one."""
     entries = factors(graph)
     factor = np.asarray(factor, np.float64)
     entries[name] = entries[name] * factor if name in entries else factor
+    if gamma is not None:
+        gammas(graph)[name] = np.asarray(gamma, np.float64).reshape(factor.shape)
+
+
+def refolded(graph: ir.Graph, name: str, factor: np.ndarray) -> None:
+    """Fine-tuning trained weight `name` under a BatchNorm of its own and folded it back with `factor`: the
+    weight as trained is the same, its BatchNorm scaled by `factor` (its gamma too, where one is known)."""
+    record(graph, name, factor)
+    found = gammas(graph)
+    if name in found:
+        found[name] = found[name] * np.asarray(factor, np.float64)
+
+
+def gamma(graph: ir.Graph, name: str) -> np.ndarray | None:
+    """The gamma of the BatchNorm folded into weight `name`, one per output channel, or None."""
+    found = gammas(graph).get(name)
+    return None if found is None else found.reshape(-1)
 
 
 def rename(graph: ir.Graph, old: str, new: str) -> None:
     """A fold wrote weight `old` as a new initializer `new` (`old` may live on in another layer)."""
-    entries = factors(graph)
-    if old in entries:
-        entries[new] = entries[old].copy()
+    for entries in (factors(graph), gammas(graph)):
+        if old in entries:
+            entries[new] = entries[old].copy()
 
 
 def take(graph: ir.Graph, name: str, mask: np.ndarray, axis: int, new_name: str | None = None) -> None:
     """Weight `name` kept only the entries `mask` selects along `axis` (channel pruning), as `new_name`."""
-    entries = factors(graph)
-    factor = entries.get(name)
-    if factor is None:
-        return
-    if factor.shape[axis] > 1:
-        factor = np.compress(mask, factor, axis=axis)
-    entries[new_name or name] = factor
+    for entries in (factors(graph), gammas(graph)):
+        kept = entries.get(name)
+        if kept is None:
+            continue
+        if kept.shape[axis] > 1:
+            kept = np.compress(mask, kept, axis=axis)
+        entries[new_name or name] = kept
 
 
 def as_trained(graph: ir.Graph, name: str, weight: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -68,6 +95,7 @@ def as_trained(graph: ir.Graph, name: str, weight: np.ndarray) -> tuple[np.ndarr
 
 def carry(source: ir.Graph, target: ir.Graph) -> None:
     """`target` (a copy of `source`) gets `source`'s entries."""
-    entries = source.meta.get(KEY)
-    if entries:
-        target.meta[KEY] = {name: factor.copy() for name, factor in entries.items()}
+    for key in (KEY, GAMMAS):
+        entries = source.meta.get(key)
+        if entries:
+            target.meta[key] = {name: array.copy() for name, array in entries.items()}

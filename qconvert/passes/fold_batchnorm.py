@@ -141,7 +141,7 @@ def rewrite(m: Match) -> None:
     broadcast = [1] * w.ndim
     broadcast[_out_axis(producer)] = -1
     _set_constant(weight, w * scale.reshape(broadcast), dtype=w.dtype)
-    fold_factors.record(producer.graph, weight.name, scale.reshape(broadcast))
+    fold_factors.record(producer.graph, weight.name, scale.reshape(broadcast), gamma)
 
     bias = m.bias
     if bias is not None:

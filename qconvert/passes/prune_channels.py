@@ -23,7 +23,7 @@ class Importance(enum.Enum):
 
     L1 = "l1"  # the filter's sum of |w|
     L2 = "l2"  # the filter's Euclidean norm
-    BN = "bn"  # |gamma| of a BatchNormalization on the channel (only where one is left unfolded)
+    BN = "bn"  # |gamma| of a BatchNormalization on the channel (left in the graph, or recorded when folded)
 
 
 @dataclass
@@ -83,7 +83,7 @@ class PruneChannels(ir.passes.FunctionalPass):
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         pruned = copy_model(model)
         analysis = analyze(pruned.graph)
-        scores, ranked = _scores(analysis, self.importance)
+        scores, ranked = _scores(analysis, self.importance, pruned.graph)
         removed, groups = _choose(analysis, scores, ranked, self.target, self.multiple_of, self.channels)
         keep = {name: analysis.keep_mask(name, removed) for name in analysis.tracks}
         params, macs = parameter_count(model), macs_per_sample(model)
@@ -105,15 +105,20 @@ def prune_channels(model: ir.Model, target: float, importance: Importance = Impo
     return pass_(model).model, pass_.report
 
 
-def _scores(analysis: ChannelGroups, importance: Importance) -> tuple[np.ndarray, np.ndarray]:
+def _scores(analysis: ChannelGroups, importance: Importance, graph: ir.Graph) -> tuple[np.ndarray, np.ndarray]:
     """Per unit id: its importance, and whether anything ranked it."""
     size = len(analysis.unit_of)
     scores, ranked = np.zeros(size), np.zeros(size, dtype=bool)
     if importance is Importance.BN:
-        if not analysis.scales:
-            raise UsageError("--prune-importance bn: the graph has no BatchNormalization left (cleanup folds "
-                             "each one into the layer before it); pass --prune-importance l1 or l2")
-        for name, gamma in analysis.scales:
+        # BatchNorms left in the graph, and those folded into a producer whose gamma the fold recorded
+        gammas = list(analysis.scales) + [
+            (producer.output, gamma) for producer in analysis.producers
+            if (gamma := fold_factors.gamma(graph, producer.node.inputs[1].name)) is not None]
+        if not gammas:
+            raise UsageError("--prune-importance bn: no BatchNormalization's gamma is known (none is left in the "
+                             "graph, and none was recorded where one was folded: an ONNX or TorchScript file "
+                             "folded them before qconvert); pass --prune-importance l1 or l2")
+        for name, gamma in gammas:
             units = analysis.unit_of[analysis.tracks[name].ids]
             np.add.at(scores, units, np.abs(gamma.astype(np.float64)))
             ranked[units] = True

@@ -274,7 +274,7 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
     folded = fold(program)
     trained = write_back(model, program)
     for attr, factor in folded.items():  # the refold scaled these weights: pruning divides it out again
-        fold_factors.record(trained.graph, program.parameters[attr], factor)
+        fold_factors.refolded(trained.graph, program.parameters[attr], factor)
     return trained, history
 
 

@@ -61,6 +61,8 @@ def test_each_folded_batchnorm_is_recorded_on_its_layers_weight(tmp_path, form):
     assert factors["0.weight"].shape == (4, 1, 1, 1)
     np.testing.assert_allclose(factors["3.weight"].reshape(-1), _expected(model[4]), rtol=1e-6)
     assert factors["3.weight"].shape == (1, 5, 1, 1)  # ConvTranspose: output channels on axis 1
+    # and the gammas, which --prune-importance bn ranks channels by
+    np.testing.assert_allclose(fold_factors.gamma(graph, "0.weight"), model[1].weight.detach().double().numpy())
     records = prune_global(cleanup(source.ir), 0.5)
     assert [r.ranked_as_trained for r in records] == [True, True, False]
 
@@ -102,6 +104,8 @@ def test_keras_weights_rank_as_trained_whether_tensorflow_folded_their_batchnorm
     assert sorted(weights) == sorted(kernels)
     recorded = fold_factors.factors(graph)
     assert weights["Conv1"] in recorded  # folded by TensorFlow in both
+    np.testing.assert_allclose(fold_factors.gamma(graph, weights["Conv1"]),
+                               model.get_layer("bn_conv").get_weights()[0], rtol=1e-6)
     for key, name in weights.items():
         value = graph.initializers[name].const_value.numpy()
         unfolded, _ = fold_factors.as_trained(graph, name, value)

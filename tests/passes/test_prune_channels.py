@@ -117,11 +117,35 @@ def test_bn_importance_ranks_by_gamma_where_a_batchnorm_is_left():
         np.testing.assert_array_equal(report.keep[name], part >= np.sort(part)[len(part) // 2])
 
 
+def test_bn_importance_ranks_by_the_gamma_recorded_when_the_batchnorm_was_folded():
+    """Cleanup folds the BatchNorm; its gamma, recorded then, still ranks the channels (the four largest
+    |gamma| stay), where the folded filters' L1 norms, made to rank the other way, would keep the others."""
+    from qconvert.passes.pipelines import cleanup
+
+    gamma = np.array([0.1, 5.0, 0.2, 4.0, 0.3, 3.0, 0.4, 2.0], np.float32)
+    model = channel_graphs.build(
+        "g (float[N, 3, 8, 8] x) => (float[N, 4, 8, 8] out)",
+        {"Wa": (8, 3, 3, 3), "g": ("float", gamma), "be": (8,), "m": (8,), "v": ("float", np.ones(8)),
+         "Wc": (4, 8, 1, 1)},
+        ["a = Conv<pads = [1, 1, 1, 1]>(x, Wa)", "n = BatchNormalization(a, g, be, m, v)", "r = Relu(n)",
+         "out = Conv(r, Wc)"])
+    weight = model.graph.initializers["Wa"]
+    scaled = np.sign(constant_array(weight)) / gamma.reshape(-1, 1, 1, 1) ** 2  # |W'| = 1 / |gamma| after the fold
+    weight.const_value = ir.tensor(scaled.astype(np.float32), name="Wa")
+    folded = cleanup(model)
+    assert "BatchNormalization" not in ops(folded)
+    producer = next(node for node in folded.graph if node.op_type == "Conv").outputs[0].name
+    by_gamma = prune_channels(folded, 0.5, Importance.BN, multiple_of=1)[1].keep[producer]
+    by_norm = prune_channels(folded, 0.5, Importance.L1, multiple_of=1)[1].keep[producer]
+    assert by_gamma.tolist() == [False, True, False, True, False, True, False, True]
+    assert by_norm.tolist() == [True, False, True, False, True, False, True, False]
+
+
 @pytest.mark.parametrize("options, expected", [
     (dict(target=1.0), "channel pruning 1: give the share of channels removed"),
     (dict(target=-0.2), "channel pruning -0.2"),
     (dict(target=0.5, multiple_of=0), "multiple_of 0 must be 1 or more"),
-    (dict(target=0.5, importance=Importance.BN), "--prune-importance bn: the graph has no BatchNormalization left"),
+    (dict(target=0.5, importance=Importance.BN), "--prune-importance bn: no BatchNormalization's gamma is known"),
 ])
 def test_bad_options_are_one_line_errors(options, expected):
     with pytest.raises(UsageError) as error:
