@@ -12,6 +12,7 @@ calibration and evaluation sets:
 - The VGG curve and the UNet again with `--prune-magnitudes folded` (`--also-magnitudes`): the IR's
   BatchNorm-folded weights ranked as they are, where the default ranks them as trained (the folded
   BatchNorm's factors divided out, as torch.nn.utils.prune and tfmot see them).
+- The UNet without fine-tuning (`qconvert prune-sweep`, layer and global, 0-80%), for each magnitudes.
 - VGG at 80%: iterative (4 steps on the cubic schedule, fine-tuned between steps and after the last)
   against one-shot + fine-tuning, with the same epochs per fine-tuning and with the same epochs in all.
 - Every VGG figure is the mean over `--seeds` (each seed draws the data order of both sides' fine-tuning,
@@ -184,6 +185,20 @@ def run_unet_ours(request: dict) -> dict:
     return {"wall_s": time.perf_counter() - began, "result": result.to_dict()}
 
 
+def run_unet_one_shot(request: dict) -> dict:
+    """qconvert prune-sweep on the UNet without fine-tuning, layer and global, for each --prune-magnitudes."""
+    from qconvert.pipeline.options import EvalOptions, PruneOptions, SourceOptions, TrainingOptions
+    from qconvert.pipeline.prune_sweep import prune_sweep
+    from qconvert.prune.method import parse_method
+
+    models, out = Path(request["models"]), Path(request["out"])
+    return {magnitudes: prune_sweep(str(models / "unet.h5"), SourceOptions(), EvalOptions(str(models / "unet_eval.npz")),
+                                    [parse_method("layer"), parse_method("global")], list(SPARSITIES),
+                                    PruneOptions(magnitudes=magnitudes), TrainingOptions(),
+                                    out_dir=out / magnitudes, threads=request["threads"]).to_dict()
+            for magnitudes in request["magnitudes"]}
+
+
 def run_unet_tfmot(request: dict) -> dict:
     """tfmot prune_low_magnitude on the UNet (PolynomialDecay 0 -> 80% over the fine-tuning), stripped,
     converted to full-integer uint8 TFLite from the calibration set."""
@@ -220,7 +235,8 @@ def run_unet_tfmot(request: dict) -> dict:
 
 
 CHILDREN = {"sweep": run_sweep, "torch_prune": run_torch_prune, "channel": run_channel,
-            "channel_latency": run_channel_latency, "unet_ours": run_unet_ours, "unet_tfmot": run_unet_tfmot}
+            "channel_latency": run_channel_latency, "unet_ours": run_unet_ours, "unet_tfmot": run_unet_tfmot,
+            "unet_one_shot": run_unet_one_shot}
 
 
 def child(side: str, request: dict, reuse: bool = False) -> dict:
@@ -379,6 +395,18 @@ def _unet_section(options, ours: dict, theirs: dict, also: dict) -> list[str]:
             *also_lines, ""]
 
 
+def _unet_one_shot_section(sweeps: dict) -> list[str]:
+    lines = ["### Keras UNet without fine-tuning: Dice against sparsity by `--prune-magnitudes`", "",
+             "| magnitudes | method | " + " | ".join(f"{s:.1f}" for s in SPARSITIES) + " |",
+             "|---|---|" + "---|" * len(SPARSITIES)]
+    for magnitudes, sweep in sweeps.items():
+        for method in ("layer", "global"):
+            cells = [next(p for p in sweep["points"] if p["method"] == method and p["sparsity"] == s)["metric"]
+                     [sweep["metric"]] for s in SPARSITIES]
+            lines.append(f"| {magnitudes} | {method} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
+    return lines + [""]
+
+
 def render(options, began: float, facts: dict) -> None:
     from qconvert.fileio import atomic_path
 
@@ -392,6 +420,8 @@ def render(options, began: float, facts: dict) -> None:
         body += _channel_section(options, facts["channel"], facts["channel_latency"])
     if "unet_tfmot" in facts:
         body += _unet_section(options, facts["unet_ours"], facts["unet_tfmot"], facts.get("unet_ours_also", {}))
+    if "unet_one_shot" in facts:
+        body += _unet_one_shot_section(facts["unet_one_shot"])
     header = (f"# Pruning on the IR next to tfmot and torch.nn.utils.prune\n\n- date: "
               f"{datetime.datetime.now().isoformat(timespec='seconds')}\n- machine: {describe()}\n"
               f"- command: `python -m bench.prune {' '.join(sys.argv[1:])}` (part of `make bench`); "
@@ -443,6 +473,8 @@ def main() -> None:
     if "unet" in parts:
         unet = {**base, "epochs": options.unet_epochs, "steps": options.unet_steps}
         facts["unet_ours"] = child("unet_ours", {**unet, "out": str(WORK / "unet_ours")}, options.reuse)
+        facts["unet_one_shot"] = child("unet_one_shot", {**base, "magnitudes": ["trained", *_also(options)],
+                                                          "out": str(WORK / "unet_one_shot")}, options.reuse)
         facts["unet_ours_also"] = {m: child("unet_ours", {**unet, "magnitudes": m, "out": str(WORK / f"unet_ours_{m}")},
                                             options.reuse) for m in _also(options)}
         facts["unet_tfmot"] = child("unet_tfmot", {**unet, "out": str(WORK / "unet_tfmot")}, options.reuse)
