@@ -6,12 +6,11 @@ calibration and evaluation sets:
 - VGG curve: L1 unstructured pruning layer by layer and global (one threshold), 0-80% sparsity, top-1
   straight after pruning and after fine-tuning (`qconvert prune-sweep`); next to it
   `torch.nn.utils.prune.global_unstructured` (L1) on the torch VGG itself, fine-tuned with the same data,
-  epochs, batch and Adam rate (torch keeps its BatchNorm layers; qconvert prunes the folded IR, ranking
-  each weight with its BatchNorm factor divided out, qconvert/ir/fold_factors.py, and fine-tunes each
-  Conv-ReLU under a BatchNorm of its own on batch statistics, refolded afterwards).
-- The VGG curve and the UNet again with `--prune-magnitudes folded` (`--also-magnitudes`): the IR's
-  BatchNorm-folded weights ranked as they are, where the default ranks them as trained (the folded
-  BatchNorm's factors divided out, as torch.nn.utils.prune and tfmot see them).
+  epochs, batch and Adam rate (torch keeps its BatchNorm layers; qconvert prunes the folded IR and
+  fine-tunes each Conv-ReLU under a BatchNorm of its own on batch statistics, refolded afterwards).
+- The VGG curve and the UNet again with `--prune-magnitudes trained` (`--also-magnitudes`): the weights
+  ranked as trained, the folded BatchNorm's factors divided out (as torch.nn.utils.prune and tfmot see
+  them), where the default ranks the IR's BatchNorm-folded weights as they are.
 - The UNet without fine-tuning (`qconvert prune-sweep`, layer and global, 0-80%), for each magnitudes.
 - VGG at 80%: iterative (4 steps on the cubic schedule, fine-tuned between steps and after the last)
   against one-shot + fine-tuning, with the same epochs per fine-tuning and with the same epochs in all.
@@ -64,7 +63,7 @@ def run_sweep(request: dict) -> dict:
                                lr=request["lr"], train_batch=request["batch"])
     evaluation = EvalOptions(str(models / "vgg_eval.npz"))
     began = time.perf_counter()
-    seed, magnitudes = request.get("seed", 0), request.get("magnitudes", "trained")
+    seed, magnitudes = request.get("seed", 0), request.get("magnitudes", "folded")
     curve = prune_sweep(str(models / "vgg.pt2"), SourceOptions(), evaluation,
                         [parse_method("layer"), parse_method("global")], list(SPARSITIES),
                         PruneOptions(magnitudes=magnitudes), training,
@@ -181,7 +180,7 @@ def run_unet_ours(request: dict) -> dict:
                      threads=request["threads"], runs=3, prune=0.8, prune_method="global",
                      prune_steps=request["steps"], finetune=True, train=str(models / "unet_train.npz"),
                      epochs=request["epochs"], lr=request["lr"], train_batch=request["batch"],
-                     prune_magnitudes=request.get("magnitudes", "trained"))
+                     prune_magnitudes=request.get("magnitudes", "folded"))
     return {"wall_s": time.perf_counter() - began, "result": result.to_dict()}
 
 
@@ -456,8 +455,8 @@ def main() -> None:
     parser.add_argument("--parts", default="vgg,channel,unet", help="vgg, channel, unet")
     parser.add_argument("--seeds", default="0,1,2", help="VGG curve: the fine-tuning seeds its figures are the "
                                                           "mean of")
-    parser.add_argument("--also-magnitudes", default="folded", help="the VGG curve and the UNet also with these "
-                        "--prune-magnitudes (the default, trained, carries the acceptance lines); '' for none")
+    parser.add_argument("--also-magnitudes", default="trained", help="the VGG curve and the UNet also with these "
+                        "--prune-magnitudes (the default, folded, carries the acceptance lines); '' for none")
     parser.add_argument("--reuse", action="store_true", help="take the facts of parts an earlier run finished "
                         "from build/bench/prune instead of running them again")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -473,7 +472,7 @@ def main() -> None:
     if "unet" in parts:
         unet = {**base, "epochs": options.unet_epochs, "steps": options.unet_steps}
         facts["unet_ours"] = child("unet_ours", {**unet, "out": str(WORK / "unet_ours")}, options.reuse)
-        facts["unet_one_shot"] = child("unet_one_shot", {**base, "magnitudes": ["trained", *_also(options)],
+        facts["unet_one_shot"] = child("unet_one_shot", {**base, "magnitudes": ["folded", *_also(options)],
                                                           "out": str(WORK / "unet_one_shot")}, options.reuse)
         facts["unet_ours_also"] = {m: child("unet_ours", {**unet, "magnitudes": m, "out": str(WORK / f"unet_ours_{m}")},
                                             options.reuse) for m in _also(options)}

@@ -192,8 +192,8 @@ def _prune_options(prune, prune_method, prune_steps, prune_depthwise, prune_keep
                         prune_importance, prune_multiple_of, prune_magnitudes)
 
 
-MAGNITUDES_HELP = ("Layer, global: rank the weights as trained (BatchNorm folded into a layer divided out "
-                   "again) or as folded.")
+MAGNITUDES_HELP = ("Layer, global: rank the IR's weights as they are (BatchNorm folded in) or as trained "
+                   "(folded BatchNorm divided out again).")
 
 
 with_prune_options = option_group(

@@ -1,11 +1,11 @@
-"""What folding multiplied each layer weight by, so that pruning can rank weights as they were trained.
+"""What folding multiplied each layer weight by (and the folded BatchNorm's gamma), for pruning.
 
 Folding a BatchNormalization (or an exported one's Mul) into a Conv, Gemm or MatMul scales each output
 channel of its weight by gamma / sqrt(var + eps), and folding one forward scales its input columns. Those
-factors are set by activation statistics, not by training: across a BatchNorm network they differ by
-layer and by channel, so one magnitude threshold over folded weights takes most from the layers whose
-inputs happen to be large (bench/PRUNE.md's VGG at 60%, one-shot: 76% top-1 ranking folded weights, 98%
-ranking them as trained, which is what torch.nn.utils.prune ranks on a model that keeps its BatchNorm).
+factors come from activation statistics, not from training, and differ by layer and by channel;
+`--prune-magnitudes trained` divides them out again so that weights rank as torch.nn.utils.prune and tfmot rank a
+model that keeps its BatchNorm, and `--prune-importance bn` ranks channels by the gamma kept here.
+bench/PRUNE.md measures what each ranking does.
 
 The factors live on the main graph in memory (`ir.Graph.meta`), keyed by initializer name, each an array
 that broadcasts against its weight; folds multiply into it. `copy_model` carries them; a graph read from a

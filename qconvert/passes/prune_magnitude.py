@@ -11,12 +11,12 @@ After::
 The graph keeps its nodes and shapes; only weight initializers change. Weights are those of Conv,
 ConvTranspose, Gemm and MatMul (qconvert.ir.layer_weights), never biases. Two thresholds (`Threshold`): each
 weight to the sparsity by its own magnitudes (PER_LAYER), or one magnitude across every prunable weight
-(GLOBAL), which takes more from layers of small weights and less from those of large ones. Magnitudes are
-the weights' as trained by default (`Magnitudes`): where a BatchNorm (or its exported Mul) was folded into
-a layer, its factors are divided out again (qconvert/ir/fold_factors.py: folded magnitudes carry each
-layer's activation statistics). Counts are exact: round(sparsity × elements) zeros, ties at the
-threshold broken in favour of the earlier element (graph order of the weights, then row-major), so a run is
-reproducible.
+(GLOBAL), which takes more from layers of small weights and less from those of large ones. Magnitudes
+(`Magnitudes`) are the IR's weights as they are, BatchNorm folded in, or as trained: where a BatchNorm (or
+its exported Mul) was folded into a layer, its factors divided out again (qconvert/ir/fold_factors.py), as
+torch.nn.utils.prune and tfmot rank a model that keeps its BatchNorm. Neither ranks better on every model
+(bench/PRUNE.md). Counts are exact: round(sparsity × elements) zeros, ties at the threshold broken in favour
+of the earlier element (graph order of the weights, then row-major), so a run is reproducible.
 
 Options (keyword-only): `sparsity` in [0, 1), `threshold`, and `scope` (PruneScope): `depthwise`
 includes depthwise conv weights (left dense by default: one k×k filter per channel has little to give),
@@ -41,10 +41,10 @@ logger = logging.getLogger(__name__)
 
 
 class Magnitudes(enum.Enum):
-    """What the threshold compares (bench/PRUNE.md measures both)."""
+    """What the threshold compares (bench/PRUNE.md measures both: neither wins on every model)."""
 
+    FOLDED = "folded"  # the IR's weights as they are, BatchNorm folded in: what the deployed layer computes with
     AS_TRAINED = "trained"  # folded BatchNorm factors divided out (qconvert/ir/fold_factors.py)
-    FOLDED = "folded"  # the IR's weights as they are, BatchNorm folded in
 
 
 class Threshold(enum.Enum):
@@ -108,7 +108,7 @@ def _zero(weight: LayerWeight, mask: np.ndarray, as_trained: bool) -> PrunedWeig
 
 class PruneMagnitude(ir.passes.InPlacePass):
     def __init__(self, *, sparsity: float, threshold: Threshold = Threshold.GLOBAL, scope: PruneScope = PruneScope(),
-                 magnitudes: Magnitudes = Magnitudes.AS_TRAINED):
+                 magnitudes: Magnitudes = Magnitudes.FOLDED):
         super().__init__()
         if not 0 <= sparsity < 1:
             raise ValueError(f"sparsity {sparsity}: from 0 up to (not including) 1")
@@ -139,7 +139,7 @@ def _count(sparsity: float, size: int) -> int:
 
 
 def prune_layerwise(model: ir.Model, sparsity: float, scope: PruneScope = PruneScope(),
-                    magnitudes: Magnitudes = Magnitudes.AS_TRAINED) -> list[PrunedWeight]:
+                    magnitudes: Magnitudes = Magnitudes.FOLDED) -> list[PrunedWeight]:
     """Each weight in scope of `model` (in place) at `sparsity` by its own threshold."""
     pass_ = PruneMagnitude(sparsity=sparsity, threshold=Threshold.PER_LAYER, scope=scope, magnitudes=magnitudes)
     pass_(model)
@@ -147,7 +147,7 @@ def prune_layerwise(model: ir.Model, sparsity: float, scope: PruneScope = PruneS
 
 
 def prune_global(model: ir.Model, sparsity: float, scope: PruneScope = PruneScope(),
-                 magnitudes: Magnitudes = Magnitudes.AS_TRAINED) -> list[PrunedWeight]:
+                 magnitudes: Magnitudes = Magnitudes.FOLDED) -> list[PrunedWeight]:
     """The weights in scope of `model` (in place) at `sparsity` together, by one magnitude threshold."""
     pass_ = PruneMagnitude(sparsity=sparsity, threshold=Threshold.GLOBAL, scope=scope, magnitudes=magnitudes)
     pass_(model)

@@ -108,7 +108,7 @@ class PruneOptions:
     keep_first_last: bool = False  # unstructured: leave the first and last prunable layers dense
     importance: str = "l1"  # channel: l1 | l2 | bn (filter norm or BatchNorm gamma)
     multiple_of: int = 8  # channel: kept channels rounded up to a multiple of this
-    magnitudes: Magnitudes = Magnitudes.AS_TRAINED  # layer, global: what the threshold compares
+    magnitudes: Magnitudes = Magnitudes.FOLDED  # layer, global: what the threshold compares
 
     def __post_init__(self):
         if not isinstance(self.magnitudes, Magnitudes):  # the CLI's and the API's text

@@ -28,6 +28,8 @@ def prune_to(model: ir.Model, options, finetune: FineTune | None = None,
 
     params, nonzero = parameter_counts(model)
     run, masks = PruneRun(options.method.name, options.sparsity, params, nonzero), None
+    if options.method.kind in (PruneKind.LAYER, PruneKind.GLOBAL):
+        run.magnitudes = options.magnitudes.value
     schedule = cubic_schedule(options.sparsity, options.steps)
     channels = None
     if options.method.kind is PruneKind.CHANNEL:

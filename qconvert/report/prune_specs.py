@@ -22,10 +22,10 @@ def pruning_spec(run) -> TextTable:
     ]
     notes = [f"groups left alone: {frozen}"] if frozen else []
     layers = run.last.layers if run.last is not None else []
-    if layers and "ranked_as_trained" in layers[0]:  # unstructured: what the magnitudes were
-        unfolded = sum(bool(layer["ranked_as_trained"]) for layer in layers)
+    if run.magnitudes == "trained" and layers:
+        unfolded = sum(bool(layer.get("ranked_as_trained")) for layer in layers)
         notes.append(f"magnitudes as trained (folded BatchNorm divided out) for {unfolded} of {len(layers)} "
-                     f"weights, as exported for the rest")
+                     f"weights, as in the IR for the rest")
     return TextTable(f"pruning: {run.method} to {number(run.sparsity, 'g')}", columns, run.steps,
                      "; ".join(notes) or None)
 

@@ -26,6 +26,7 @@ class PruneRun:
     macs_before: int | None = None
     steps: list[PruneStep] = field(default_factory=list)
     frozen: dict[str, int] = field(default_factory=dict)  # channel: why groups were left alone -> how many
+    magnitudes: str | None = None  # layer, global: folded | trained (qconvert.passes.prune_magnitude.Magnitudes)
 
     @property
     def last(self) -> PruneStep | None:

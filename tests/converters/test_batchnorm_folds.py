@@ -13,7 +13,7 @@ from qconvert.converters import load_source
 from qconvert.converters.input_spec import parse_input_shapes
 from qconvert.ir import fold_factors
 from qconvert.passes.pipelines import cleanup
-from qconvert.passes.prune_magnitude import prune_global
+from qconvert.passes.prune_magnitude import Magnitudes, prune_global
 
 FACTORY = '''
 import torch
@@ -63,7 +63,7 @@ def test_each_folded_batchnorm_is_recorded_on_its_layers_weight(tmp_path, form):
     assert factors["3.weight"].shape == (1, 5, 1, 1)  # ConvTranspose: output channels on axis 1
     # and the gammas, which --prune-importance bn ranks channels by
     np.testing.assert_allclose(fold_factors.gamma(graph, "0.weight"), model[1].weight.detach().double().numpy())
-    records = prune_global(cleanup(source.ir), 0.5)
+    records = prune_global(cleanup(source.ir), 0.5, magnitudes=Magnitudes.AS_TRAINED)
     assert [r.ranked_as_trained for r in records] == [True, True, False]
 
 

@@ -200,30 +200,30 @@ def _folded(model: ir.Model) -> dict[str, np.ndarray]:
     return {w.name: w.array for w in layer_weights(model)}
 
 
-def test_weights_rank_as_trained_with_the_folded_batchnorm_divided_out():
+def test_magnitudes_rank_folded_or_as_trained_with_the_folded_batchnorm_divided_out():
     model = cleanup(batchnorm_network())
     a, b = _folded(model)
     assert ops(model) == ["Conv", "Relu", "Conv"]
     np.testing.assert_allclose(_folded(model)[a].reshape(-1), [10, -30], rtol=1e-5)
     np.testing.assert_allclose(_folded(model)[b].reshape(-1), [2, -4, 0.5, 0.6], rtol=1e-5)
-    # global, 2 of 6: the raw 1 and 2 (folded magnitudes would take 0.5 and 0.6, both of b's second filter)
+    # by default the IR's weights as they are: global, 2 of 6, takes b's second filter (0.5 and 0.6)
     pruned = copy_model(model)
     records = prune_global(pruned, 2 / 6)
+    assert [r.ranked_as_trained for r in records] == [False, False]
+    assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [False, False, True, True]
+    # as trained: the raw 1 and 2
+    pruned = copy_model(model)
+    records = prune_global(pruned, 2 / 6, magnitudes=Magnitudes.AS_TRAINED)
     assert [r.ranked_as_trained for r in records] == [True, True]
     assert (_folded(pruned)[a].reshape(-1) == 0).tolist() == [True, False]
     assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [True, False, False, False]
-    # per layer, half of b: its raw 2 and 4 (folded: 0.5 and 0.6)
+    # per layer, half of b, as trained: its raw 2 and 4 (folded: 0.5 and 0.6)
     pruned = copy_model(model)
-    prune_layerwise(pruned, 0.5)
+    prune_layerwise(pruned, 0.5, magnitudes=Magnitudes.AS_TRAINED)
     assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [True, True, False, False]
-    # asked to, they rank folded: b's second filter goes
-    pruned = copy_model(model)
-    records = prune_global(pruned, 2 / 6, magnitudes=Magnitudes.FOLDED)
-    assert [r.ranked_as_trained for r in records] == [False, False]
-    assert (_folded(pruned)[b].reshape(-1) == 0).tolist() == [False, False, True, True]
-    # a model read back from a file has no record of its folds: its weights rank as they are
+    # a model read back from a file has no record of its folds: as trained, its weights rank as they are
     reread = ir.serde.deserialize_model(ir.serde.serialize_model(model))
-    records = prune_global(reread, 2 / 6)
+    records = prune_global(reread, 2 / 6, magnitudes=Magnitudes.AS_TRAINED)
     assert [r.ranked_as_trained for r in records] == [False, False]
     assert (_folded(reread)[b].reshape(-1) == 0).tolist() == [False, False, True, True]
 

@@ -124,9 +124,9 @@ def test_prune_sweep_needs_an_eval_set(tiny_models, tmp_path):
     assert result.exit_code != 0 and "--eval" in only_line(result)
 
 
-def test_magnitudes_rank_as_trained_unless_asked_to_rank_folded(tiny_models, tmp_path):
-    """The tiny VGG's convs carry BatchNorm that the exporter folded: by default their magnitudes rank with
-    it divided out, --prune-magnitudes folded ranks the IR's weights as they are (another set of zeros)."""
+def test_magnitudes_rank_folded_unless_asked_to_rank_as_trained(tiny_models, tmp_path):
+    """The tiny VGG's convs carry BatchNorm that the exporter folded: by default the IR's weights rank as they
+    are, --prune-magnitudes trained divides the BatchNorm out again (another set of zeros)."""
     zeros = {}
     for magnitudes in ("trained", "folded"):
         out = tmp_path / magnitudes
@@ -135,6 +135,7 @@ def test_magnitudes_rank_as_trained_unless_asked_to_rank_folded(tiny_models, tmp
         assert result.exit_code == 0, result.output
         report = json.loads((out / "report.json").read_text())
         layers = report["pruning"]["steps"][0]["layers"]
+        assert report["pruning"]["magnitudes"] == magnitudes
         ranked = [layer["ranked_as_trained"] for layer in layers if layer["op"] == "Conv"]
         assert ranked and all(ranked) if magnitudes == "trained" else not any(ranked)
         artifact = {row["target"]: row for row in report["rows"]}["onnx-fp32"]["path"]

@@ -41,7 +41,7 @@ def test_cubic_schedule_front_loads_and_ends_at_the_target():
     ({"sparsity": 0.5, "method": PruneMethod(PruneKind.N_M, 2, 4), "steps": 3}, "--prune-steps 3"),
     ({"sparsity": 0.5, "importance": "taylor"}, "--prune-importance taylor"),
     ({"sparsity": 0.5, "multiple_of": 0}, "--prune-multiple-of 0"),
-    ({"sparsity": 0.5, "magnitudes": "raw"}, "--prune-magnitudes raw: choose trained or folded"),
+    ({"sparsity": 0.5, "magnitudes": "raw"}, "--prune-magnitudes raw: choose folded or trained"),
     ({"magnitudes": "raw"}, "--prune-magnitudes raw"),  # checked with pruning off too (prune-sweep's options)
 ])
 def test_bad_prune_options_are_one_line(kwargs, flag):
@@ -57,6 +57,6 @@ def test_no_sparsity_prunes_nothing():
 def test_magnitudes_are_typed_whatever_the_caller_passed():
     from qconvert.passes.prune_magnitude import Magnitudes
 
-    assert PruneOptions().magnitudes is Magnitudes.AS_TRAINED
-    assert PruneOptions(None, magnitudes="folded").magnitudes is Magnitudes.FOLDED
-    assert PruneOptions(0.5, magnitudes=Magnitudes.FOLDED).magnitudes is Magnitudes.FOLDED
+    assert PruneOptions().magnitudes is Magnitudes.FOLDED
+    assert PruneOptions(None, magnitudes="trained").magnitudes is Magnitudes.AS_TRAINED
+    assert PruneOptions(0.5, magnitudes=Magnitudes.AS_TRAINED).magnitudes is Magnitudes.AS_TRAINED

@@ -35,8 +35,9 @@ def test_the_pruning_table_says_how_many_weights_ranked_as_trained():
     from qconvert.report.prune_specs import pruning_spec
 
     run = pruned_result().pruning
-    assert pruning_spec(run).caption is None  # no layer records: nothing to say
     run.steps[-1].layers = [{"name": "w1", "ranked_as_trained": True}, {"name": "w2", "ranked_as_trained": False}]
+    assert pruning_spec(run).caption is None  # the default, folded: nothing to say
+    run.magnitudes = "trained"
     assert "as trained (folded BatchNorm divided out) for 1 of 2 weights" in pruning_spec(run).caption
 
 
