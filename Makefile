@@ -37,7 +37,7 @@ demo: models
 		--calib $(MODELS)/mobilenet_calib.npz --eval $(MODELS)/mobilenet_eval.npz
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadscope
 
 bench: models
 	$(PY) -m bench.quant_vs_ort --models $(MODELS) --out bench/QUANT.md

@@ -74,20 +74,41 @@ def tiny_onnx(tiny_torch, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Path:
+def tiny_models(tmp_path_factory, worker_id) -> Path:
     """Every reference model's tiny variant (models.build --tiny), built once per session for the model,
     quantization and backend tests, with smaller calibration and evaluation sets for the analyses that
     run dozens of model variants. Calibration comes from the training distributions, never from the
     evaluation sets."""
+    return built_once(tmp_path_factory, worker_id, "tiny_models", _build_tiny_models)
+
+
+def _build_tiny_models(out: Path) -> None:
     import numpy as np
 
     from models import build
     from models.data import digits_split, shapes_with_masks
 
-    out = tmp_path_factory.mktemp("tiny_models")
     build.build(out, tiny=True)
     np.savez(out / "vgg_calib.npz", x=digits_split()[0][:128])
     np.savez(out / "unet_calib.npz", input=shapes_with_masks(64, size=64, seed=777)[0])
     with np.load(out / "vgg_eval.npz") as data:
         np.savez(out / "vgg_eval_small.npz", x=data["x"][:128], labels=data["labels"][:128])
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """`build(folder)` run once per test session: under pytest-xdist (`make test` runs two workers) the
+    first worker to get here builds into the session's shared temporary folder while the others wait on
+    its lock, then all read the same files; without xdist, into a folder of this session's own."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp(name)
+        build(out)
+        return out
+    from filelock import FileLock
+
+    out = tmp_path_factory.getbasetemp().parent / name  # the session's folder, above each worker's own
+    with FileLock(f"{out}.lock"):
+        if not (out / ".built").exists():
+            out.mkdir(exist_ok=True)
+            build(out)
+            (out / ".built").touch()
     return out

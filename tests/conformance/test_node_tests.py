@@ -20,36 +20,59 @@ KNOWN_DEVIATIONS = {
 }
 
 
-def _params():
+def _cases(backend: str):
     params = []
-    for backend in BACKENDS:
-        for case in claimed_cases(backend):
-            known = KNOWN_DEVIATIONS.get((backend, case.name))
-            marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
-            params.append(pytest.param(backend, case, id=f"{backend}:{case.name}", marks=marks))
+    for case in claimed_cases(backend):
+        known = KNOWN_DEVIATIONS.get((backend, case.name))
+        marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
+        params.append(pytest.param(case, id=case.name, marks=marks))
     return params
 
 
-@pytest.fixture(scope="module")
-def results():
-    """Each backend's claimed cases, run once in a child process that a native crash cannot take the
-    test session down with."""
-    cache: dict[str, dict] = {}
+class _ClaimedNodeTests:
+    """One backend's claimed cases, run once in a child process that a native crash cannot take the test
+    session down with. A class per backend: `make test`'s xdist workers (--dist loadscope) take whole
+    classes, so the backends run side by side."""
 
-    def get(backend: str):
-        if backend not in cache:
-            cache[backend] = run_cases_isolated(claimed_cases(backend), backend)
-        return cache[backend]
+    backend = ""
 
-    return get
+    @pytest.fixture(scope="class")
+    def results(self):
+        return run_cases_isolated(claimed_cases(self.backend), self.backend)
+
+    def check(self, results, case):
+        result = results[case.name]
+        assert result.outcome in (Outcome.PASSED, Outcome.REFUSED), f"{result.outcome.value}: {result.detail}"
+        if result.outcome is Outcome.REFUSED:
+            assert "(" in result.detail and case.name, "a refusal names its reason"
 
 
-@pytest.mark.parametrize(("backend", "case"), _params())
-def test_claimed_node_test(results, backend, case):
-    result = results(backend)[case.name]
-    assert result.outcome in (Outcome.PASSED, Outcome.REFUSED), f"{result.outcome.value}: {result.detail}"
-    if result.outcome is Outcome.REFUSED:
-        assert "(" in result.detail and case.name, "a refusal names its reason"
+class TestTFLiteFP32(_ClaimedNodeTests):
+    backend = "tflite-fp32"
+
+    @pytest.mark.parametrize("case", _cases("tflite-fp32"))
+    def test_claimed_node_test(self, results, case):
+        self.check(results, case)
+
+
+class TestTorchFP32(_ClaimedNodeTests):
+    backend = "torch-fp32"
+
+    @pytest.mark.parametrize("case", _cases("torch-fp32"))
+    def test_claimed_node_test(self, results, case):
+        self.check(results, case)
+
+
+class TestTorchTrain(_ClaimedNodeTests):
+    backend = "torch-train"
+
+    @pytest.mark.parametrize("case", _cases("torch-train"))
+    def test_claimed_node_test(self, results, case):
+        self.check(results, case)
+
+
+def test_every_backend_has_its_class():
+    assert {cls.backend for cls in _ClaimedNodeTests.__subclasses__()} == set(BACKENDS)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
