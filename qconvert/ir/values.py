@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from qconvert.ir import fold_factors
+
 
 def constant_array(value: ir.Value | None) -> np.ndarray | None:
     """The value's constant data (an initializer or a Constant node's output), else None. An initializer
@@ -28,8 +30,6 @@ def add_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
 def copy_model(model: ir.Model) -> ir.Model:
     """A deep copy, for work that must leave the caller's model as it is (with the fold factors that
     pruning ranks by, qconvert/ir/fold_factors.py, which a file does not hold)."""
-    from qconvert.ir.fold_factors import carry
-
     copied = ir.serde.deserialize_model(ir.serde.serialize_model(model))
-    carry(model.graph, copied.graph)
+    fold_factors.carry(model.graph, copied.graph)
     return copied
