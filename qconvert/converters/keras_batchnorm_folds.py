@@ -1,11 +1,12 @@
 """The BatchNorm folds TensorFlow made on the way through tf2onnx, recorded as the IR's fold factors.
 
 TensorFlow's graph optimiser folds each inference BatchNormalization into the Conv before it (the IR's
-weight is then `<conv>/Conv2D_weights_fused_bn`), so the IR has no BatchNorm for qconvert's FoldBatchNorm
-to fold and record. Pruning ranks weights as trained (qconvert/ir/fold_factors.py), so the factors are
-read back from the Keras model: every BatchNormalization on the channels-last axis whose input a Conv,
-DepthwiseConv or Dense layer produced gives gamma / sqrt(var + eps), kept only where an IR initializer of
-that layer's kernel shape (in ONNX's layout) equals the kernel times it.
+weight is then `<conv>/Conv2D_weights_fused_bn`), so the IR has no BatchNorm for qconvert's FoldBatchNorm to
+fold and record. `--prune-magnitudes trained` and `--prune-importance bn` need what was folded
+(qconvert/ir/fold_factors.py), so it is read back from the Keras model: every BatchNormalization on the
+channels-last axis whose input a Conv, DepthwiseConv or Dense layer produced gives its gamma and gamma /
+sqrt(var + eps), kept only where an IR initializer of that layer's kernel shape (in ONNX's layout) equals
+the kernel times it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def record_keras_folds(model: ir.Model, keras_model) -> int:
         try:
             found = _fold_factor(layer, model, by_shape)
         except Exception as error:  # noqa: BLE001 (a shared layer, one without weights, an unknown layout)
-            # a hint for pruning, never a reason to refuse a model: its weights then rank as exported
+            # a hint for pruning, never a reason to refuse a model: its weights then rank as they are
             logger.debug("fold factor of %s not read: %s", layer.name, error)
             continue
         if found is not None:

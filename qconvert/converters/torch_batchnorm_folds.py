@@ -1,12 +1,12 @@
 """The BatchNorm folds torch.onnx's exporter made, recorded as the IR's fold factors.
 
 The dynamo exporter's optimiser (onnxscript's fuse_batchnorm rule) folds each eval-mode BatchNorm into the
-Conv, ConvTranspose or Linear before it and keeps the layer's weight name; the IR then has no BatchNorm
-for qconvert's own FoldBatchNorm to fold and record. Pruning ranks weights as trained
-(qconvert/ir/fold_factors.py), so the factors are read back from the ExportedProgram: every batch-norm
-node fed by a layer whose weight is a parameter gives gamma / sqrt(var + eps) along that weight's output
-axis, kept only where the exported initializer equals the torch weight times it (a fold the exporter did
-not make leaves the BatchNorm in the IR, for FoldBatchNorm).
+Conv, ConvTranspose or Linear before it and keeps the layer's weight name; the IR then has no BatchNorm for
+qconvert's own FoldBatchNorm to fold and record. `--prune-magnitudes trained` and `--prune-importance bn`
+need what was folded (qconvert/ir/fold_factors.py), so it is read back from the ExportedProgram: every
+batch-norm node fed by a layer whose weight is a parameter gives its gamma and gamma / sqrt(var + eps) along
+that weight's output axis, kept only where the exported initializer equals the torch weight times it (a fold
+the exporter did not make leaves the BatchNorm in the IR, for FoldBatchNorm).
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ def record_exporter_folds(model: ir.Model, program) -> int:
     initializers = model.graph.initializers
     for node in program.graph.nodes:
         try:
-            factor = _fold_factor(node, names, array, initializers)
+            found = _fold_factor(node, names, array, initializers)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
-            # a hint for pruning, never a reason to refuse a model: its weights then rank as exported
+            # a hint for pruning, never a reason to refuse a model: its weights then rank as they are
             logger.debug("fold factor of %s not read: %s", node, error)
             continue
-        if factor is not None:
-            fold_factors.record(model.graph, *factor)
+        if found is not None:
+            fold_factors.record(model.graph, *found)
             recorded += 1
     return recorded
 
