@@ -78,19 +78,11 @@ def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarra
     if laid_out is None or axis not in (-1, len(layer.input.shape) - 1):  # channels last only
         return None
     weight, out_axis = laid_out
-    var = _array(layer.moving_variance)
-    gamma = _array(getattr(layer, "gamma", None))
-    gamma = np.ones_like(var) if gamma is None else gamma
-    scale = gamma / np.sqrt(var + float(layer.epsilon))
-    if weight.shape[out_axis] != scale.size:
+    fold = fold_factors.batchnorm_fold(weight, out_axis, _array(getattr(layer, "gamma", None)),
+                                       _array(layer.moving_variance), float(layer.epsilon))
+    if fold is None:
         return None
-    shape = [1] * weight.ndim
-    shape[out_axis] = -1
-    factor = scale.reshape(shape)
-    expected = weight * factor
-    tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
-    for name in by_shape.get(expected.shape, []):
-        exported = model.graph.initializers[name].const_value.numpy().astype(np.float64)
-        if np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
-            return name, factor, gamma.reshape(shape)
+    for name in by_shape.get(weight.shape, []):
+        if fold_factors.is_folded(model.graph.initializers[name].const_value.numpy(), weight, fold[0]):
+            return name, *fold
     return None

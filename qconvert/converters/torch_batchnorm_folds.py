@@ -86,18 +86,9 @@ def _fold_factor(node, names: dict, array, initializers) -> tuple[str, np.ndarra
     fqn = names.get(getattr(weight_node, "name", None))
     weight, gamma, var = array(weight_node), array(node.args[1]), array(node.args[4])
     value = initializers.get(fqn) if fqn is not None else None
-    if weight is None or var is None or value is None or value.const_value is None or weight.ndim < 2:
+    if weight is None or var is None or value is None or value.const_value is None:
         return None
-    gamma = np.ones_like(var) if gamma is None else gamma
-    scale = gamma / np.sqrt(var + float(node.args[eps_at]))
-    if weight.shape[axis] != scale.size:
+    fold = fold_factors.batchnorm_fold(weight, axis, gamma, var, float(node.args[eps_at]))
+    if fold is None or not fold_factors.is_folded(value.const_value.numpy(), weight, fold[0]):
         return None
-    shape = [1] * weight.ndim
-    shape[axis] = -1
-    factor = scale.reshape(shape)
-    exported = value.const_value.numpy().astype(np.float64)
-    expected = weight * factor
-    tolerance = 1e-6 * max(float(np.abs(expected).max()), 1e-12)
-    if exported.shape == expected.shape and np.allclose(exported, expected, rtol=1e-4, atol=tolerance):
-        return fqn, factor, gamma.reshape(shape)
-    return None
+    return fqn, *fold

@@ -22,20 +22,42 @@ KEY = "qconvert.fold_factors"
 GAMMAS = "qconvert.fold_gammas"  # the folded BatchNorm's gamma, for channel pruning's --prune-importance bn
 
 
-def factors(graph: ir.Graph) -> dict[str, np.ndarray]:
-    """The graph's entries (the live dict: callers that change it change the graph's)."""
-    found = graph.meta.get(KEY)
+def _entries(graph: ir.Graph, key: str) -> dict[str, np.ndarray]:
+    found = graph.meta.get(key)
     if found is None:
-        found = graph.meta[KEY] = {}
+        found = graph.meta[key] = {}
     return found
+
+
+def factors(graph: ir.Graph) -> dict[str, np.ndarray]:
+    """The graph's factors by weight name (the live dict: callers that change it change the graph's)."""
+    return _entries(graph, KEY)
 
 
 def gammas(graph: ir.Graph) -> dict[str, np.ndarray]:
     """The gamma of the BatchNorm folded into each weight, shaped as its factor (the live dict)."""
-    found = graph.meta.get(GAMMAS)
-    if found is None:
-        found = graph.meta[GAMMAS] = {}
-    return found
+    return _entries(graph, GAMMAS)
+
+
+def batchnorm_fold(weight: np.ndarray, axis: int, gamma: np.ndarray | None, var: np.ndarray,
+                   eps: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(factor, gamma), both shaped to broadcast against `weight`, of a BatchNorm over `weight`'s output
+    `axis`; None where its channel count is not that axis's."""
+    gamma = np.ones_like(var) if gamma is None else gamma
+    if weight.ndim < 2 or weight.shape[axis] != gamma.size:
+        return None
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    return (gamma / np.sqrt(var + eps)).reshape(shape), gamma.reshape(shape)
+
+
+def is_folded(exported: np.ndarray, weight: np.ndarray, factor: np.ndarray) -> bool:
+    """Whether an exporter's initializer `exported` is `weight` × `factor` (float32 rounding aside): the
+    check that a fold read back from a source framework is the one the IR holds."""
+    expected = weight * factor
+    tolerance = 1e-6 * max(float(np.abs(expected).max(initial=0)), 1e-12)
+    return exported.shape == expected.shape and np.allclose(exported.astype(np.float64), expected, rtol=1e-4,
+                                                            atol=tolerance)
 
 
 def record(graph: ir.Graph, name: str, factor: np.ndarray, gamma: np.ndarray | None = None) -> None:
