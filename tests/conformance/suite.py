@@ -218,19 +218,25 @@ def quiet_environment() -> None:
 def run_cases_isolated(cases: list[NodeCase], backend: str, workers: int | None = None) -> dict[str, CaseResult]:
     """Every case's result, run in child processes (tests/conformance/worker.py), one per core; a case that
     kills its child (a native abort in a runtime) is an ERROR naming the signal, and the rest of that
-    child's share goes on in a fresh one."""
+    child's share goes on in a fresh one. The children read the cases pickled here rather than rebuilding
+    the suite (seconds each)."""
+    import pickle
     from concurrent.futures import ThreadPoolExecutor
 
     names = [case.name for case in cases]
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
     results: dict[str, CaseResult] = {}
-    with ThreadPoolExecutor(workers) as pool:
-        for part in pool.map(lambda share: _run_share(share, backend), [names[i::workers] for i in range(workers)]):
-            results.update(part)
+    with tempfile.TemporaryDirectory(prefix="qconvert-conformance-") as work:
+        cases_path = Path(work) / "cases.pickle"
+        cases_path.write_bytes(pickle.dumps({case.name: case for case in cases}))
+        with ThreadPoolExecutor(workers) as pool:
+            shares = [names[i::workers] for i in range(workers)]
+            for part in pool.map(lambda share: _run_share(share, backend, cases_path), shares):
+                results.update(part)
     return results
 
 
-def _run_share(pending: list[str], backend: str) -> dict[str, CaseResult]:
+def _run_share(pending: list[str], backend: str, cases_path: Path) -> dict[str, CaseResult]:
     import signal
     import subprocess
     import sys
@@ -239,7 +245,8 @@ def _run_share(pending: list[str], backend: str) -> dict[str, CaseResult]:
     with tempfile.TemporaryDirectory(prefix="qconvert-conformance-") as work:
         path = Path(work) / "results.jsonl"
         while pending:
-            process = subprocess.run([sys.executable, "-m", "tests.conformance.worker", backend, str(path)],
+            process = subprocess.run([sys.executable, "-m", "tests.conformance.worker", backend, str(path),
+                                      str(cases_path)],
                                      input="\n".join(pending) + "\n", text=True, capture_output=True,
                                      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
             for line in path.read_text().splitlines() if path.exists() else []:
