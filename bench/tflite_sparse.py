@@ -23,7 +23,7 @@ LOADS = 20
 
 
 def convert_both(model_path: str, sparsity: float, modes: list[str], out: Path) -> dict[str, dict[str, str]]:
-    from qconvert.backends.tflite.emit import configure
+    from qconvert.backends.tflite.emit import configure, converter_for
     from qconvert.backends.tflite.program import build_program
     from qconvert.backends.tflite.signature import restore_io
     from qconvert.converters import load_source
@@ -32,14 +32,14 @@ def convert_both(model_path: str, sparsity: float, modes: list[str], out: Path) 
     from qconvert.passes.prune_magnitude import prune_global
     from qconvert.quiet_imports import import_tensorflow
 
-    tf = import_tensorflow()
+    import_tensorflow()
     model = cleanup(load_source(model_path).ir)
     prune_global(model, sparsity)
     program = build_program(prepare_for_tflite(model), None, "tflite-fp32")
     files = {}
     for mode in modes:
         for sparse in (False, True):
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
+            converter = converter_for(program)
             configure(converter, mode, sparse)
             path = out / f"{mode}_{'sparse' if sparse else 'dense'}.tflite"
             path.write_bytes(restore_io(converter.convert(), program.inputs, program.outputs))

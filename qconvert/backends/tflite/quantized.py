@@ -99,7 +99,8 @@ def float_layers(model: ir.Model) -> list[str]:
 
 
 def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -> tuple[bytes, dict]:
-    tf = _tensorflow()
+    _tensorflow()  # quietly, before program.py imports it
+    from qconvert.backends.tflite.emit import converter_for
     from qconvert.backends.tflite.program import build_program
     from qconvert.backends.tflite.signature import restore_io
     from qconvert.backends.tflite.sparse import smaller_encoding
@@ -112,7 +113,7 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     program = build_program(model, options.io_layout, target)
 
     def convert_once(sparse: bool) -> bytes:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([program.function], program.module)
+        converter = converter_for(program)
         configure(converter, io_dtype, allow_float=bool(kept_float), sparse=sparse)
         if not per_channel_weights(model):
             # Dense layers then keep the IR's one scale. Conv weights, which get no fake-quant op, are given
