@@ -30,6 +30,26 @@ class DefaultToConvert(click.Group):
             args = ["convert", *args]
         return super().parse_args(ctx, args)
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Click's own usage errors (an option out of range, a missing argument) as one line like ours,
+        instead of its usage, hint and error lines."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.ClickException as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # `qconvert` alone: the help, as click shows it
+                error.show()
+                sys.exit(error.exit_code)
+            context = getattr(error, "ctx", None)
+            where = f" (see `{context.command_path} --help`)" if context is not None else ""
+            click.echo(f"qconvert: error: {error.format_message()}{where}", err=True)
+            sys.exit(error.exit_code)
+        except click.exceptions.Abort:
+            click.echo("qconvert: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 def _fail(error: Exception, debug: bool) -> None:
     if debug:
@@ -165,6 +185,19 @@ with_mixed_precision_options = option_group(
 
 positive = click.FloatRange(min=0, min_open=True)
 
+# How a training run goes, shared by the conversion and prune-sweep.
+TRAINING_RUN_OPTIONS = (
+    click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True),
+    click.option("--lr", type=positive, default=None, help=f"Adam learning rate [default: {FINETUNE_LR:g} for "
+                 f"--finetune and prune-sweep, {QAT_LR:g} for --qat]."),
+    click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch,
+                 show_default=True, help="Training batch (the model's own where its batch is fixed)."),
+    click.option("--finetune-batch-statistics/--finetune-folded", "finetune_batch_statistics",
+                 default=TrainingOptions.finetune_batch_statistics, show_default=True, help="Fine-tuning: each "
+                 "Conv-BatchNorm-ReLU block trains its BatchNorm on batch statistics (refolded afterwards), or "
+                 "keeps it folded into the conv."),
+)
+
 with_training_options = option_group(
     "training", TrainingOptions,
     click.option("--train", "train_path", metavar="NPZ", help="Training data for --finetune and --qat: inputs keyed "
@@ -172,40 +205,42 @@ with_training_options = option_group(
     click.option("--finetune", is_flag=True, help="Train the float model on --train before anything else."),
     click.option("--qat", is_flag=True, help="Quantization-aware training of the static int8 model after "
                  "calibration (learned scales, LSQ), on --train or distilled on the --calib samples."),
-    click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True),
-    click.option("--lr", type=positive, default=None, help=f"Adam learning rate [default: {FINETUNE_LR:g} for "
-                 f"--finetune, {QAT_LR:g} for --qat]."),
-    click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch,
-                 show_default=True, help="Training batch (the model's own where its batch is fixed)."),
     click.option("--temperature", type=positive, default=TrainingOptions.temperature, show_default=True,
                  help="Distillation temperature for class scores (training without labels)."),
-    click.option("--finetune-batch-statistics/--finetune-folded", "finetune_batch_statistics",
-                 default=TrainingOptions.finetune_batch_statistics, show_default=True, help="Fine-tuning: each "
-                 "Conv-BatchNorm-ReLU block trains its BatchNorm on batch statistics (refolded afterwards), or "
-                 "keeps it folded into the conv."),
+    *TRAINING_RUN_OPTIONS,
 )
 
 
-def _prune_options(prune, prune_method, prune_steps, prune_depthwise, prune_keep_first_last, prune_importance,
-                   prune_multiple_of, prune_magnitudes) -> PruneOptions:
-    return PruneOptions(prune, parse_method(prune_method), prune_steps, prune_depthwise, prune_keep_first_last,
-                        prune_importance, prune_multiple_of, prune_magnitudes)
+def _sweep_training_options(train_path, **run) -> TrainingOptions:
+    return TrainingOptions(train_path, finetune=train_path is not None, **run)
+
+
+with_sweep_training_options = option_group(
+    "training", _sweep_training_options,
+    click.option("--train", "train_path", metavar="NPZ", help="Also fine-tune each point on these inputs (plus "
+                 "optional 'labels'; without, distil the unpruned model)."),
+    *TRAINING_RUN_OPTIONS,
+)
+
+
+def _prune_options(prune, prune_method, **scope) -> PruneOptions:
+    return PruneOptions(prune, parse_method(prune_method), **_prune_scope(**scope))
+
+
+def _prune_scope(prune_steps, prune_depthwise, prune_keep_first_last, prune_importance, prune_multiple_of,
+                 prune_magnitudes) -> dict:
+    return dict(steps=prune_steps, depthwise=prune_depthwise, keep_first_last=prune_keep_first_last,
+                importance=prune_importance, multiple_of=prune_multiple_of, magnitudes=prune_magnitudes)
 
 
 MAGNITUDES_HELP = ("Layer, global: rank the IR's weights as they are (BatchNorm folded in) or as trained "
                    "(folded BatchNorm divided out again).")
 
-
-with_prune_options = option_group(
-    "pruning", _prune_options,
-    click.option("--prune", type=float, metavar="S", help="Prune the float model before anything "
-                 "else: the share of weights zeroed (channel: of each channel group's filters removed), 0..1."),
-    click.option("--prune-method", default=PruneOptions.method.name, show_default=True,
-                 metavar="METHOD", help="layer | global (one threshold for all layers) | channel (filters removed, "
-                 "the graph shrinks) | N:M (e.g. 2:4)."),
+# What is pruned and how, besides how much and by which method: shared by the conversion and prune-sweep.
+PRUNE_SCOPE_OPTIONS = (
     click.option("--prune-steps", type=int, default=PruneOptions.steps, show_default=True,
                  help="Iterative pruning in K steps on the cubic schedule, fine-tuned between steps (needs "
-                 "--finetune)."),
+                 "--finetune; prune-sweep: --train)."),
     click.option("--prune-depthwise", is_flag=True, help="Unstructured: prune depthwise conv "
                  "weights too."),
     click.option("--prune-keep-first-last", is_flag=True, help="Unstructured: leave the first "
@@ -218,6 +253,19 @@ with_prune_options = option_group(
     click.option("--prune-magnitudes", type=click.Choice(["trained", "folded"]), default=PruneOptions.magnitudes.value,
                  show_default=True, help=MAGNITUDES_HELP),
 )
+
+with_prune_options = option_group(
+    "pruning", _prune_options,
+    click.option("--prune", type=float, metavar="S", help="Prune the float model before anything "
+                 "else: the share of weights zeroed (channel: of each channel group's filters removed), 0..1."),
+    click.option("--prune-method", default=PruneOptions.method.name, show_default=True,
+                 metavar="METHOD", help="layer | global (one threshold for all layers) | channel (filters removed, "
+                 "the graph shrinks) | N:M (e.g. 2:4)."),
+    *PRUNE_SCOPE_OPTIONS,
+)
+
+with_sweep_prune_options = option_group(
+    "pruning", lambda **scope: PruneOptions(None, **_prune_scope(**scope)), *PRUNE_SCOPE_OPTIONS)
 
 with_rounding_options = option_group(
     "rounding", RoundingOptions,
@@ -377,23 +425,8 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
 @click.option("--sparsities", default="0,0.2,0.4,0.6,0.8", show_default=True, help="Comma separated, 0..1.")
 @click.option("--methods", default="layer,global,channel", show_default=True,
               help="Comma separated: layer, global, channel, N:M.")
-@click.option("--train", "train_path", metavar="NPZ", help="Also fine-tune each point on these inputs (plus optional "
-              "'labels'; without, distil the unpruned model).")
-@click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True)
-@click.option("--lr", type=positive, default=None, help=f"Adam learning rate [{FINETUNE_LR:g}].")
-@click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch, show_default=True)
-@click.option("--finetune-batch-statistics/--finetune-folded", "finetune_batch_statistics",
-              default=TrainingOptions.finetune_batch_statistics, show_default=True, help="Fine-tuning: each "
-              "Conv-BatchNorm-ReLU block trains its BatchNorm on batch statistics (refolded afterwards), or "
-              "keeps it folded into the conv.")
-@click.option("--prune-steps", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Iterative pruning per point, fine-tuned between steps (needs --train).")
-@click.option("--prune-depthwise", is_flag=True, help="Unstructured: prune depthwise conv weights too.")
-@click.option("--prune-keep-first-last", is_flag=True, help="Unstructured: leave the first and last layers dense.")
-@click.option("--prune-importance", type=click.Choice(["l1", "l2", "bn"]), default="l1", show_default=True)
-@click.option("--prune-multiple-of", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--prune-magnitudes", type=click.Choice(["trained", "folded"]), default=PruneOptions.magnitudes.value,
-              show_default=True, help=MAGNITUDES_HELP)
+@with_sweep_training_options
+@with_sweep_prune_options
 @click.option("-o", "--out", "out_dir", default="qconvert-out", show_default=True, help="Folder for "
               "prune_sweep.json.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for onnxruntime and training [physical cores].")
@@ -402,9 +435,8 @@ def sensitivity_command(model, out_dir, threads, as_json, calibration, quant, ev
 @with_eval_options
 @with_source_options
 @debug_option
-def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, train_batch, finetune_batch_statistics,
-                        prune_steps, prune_depthwise, prune_keep_first_last, prune_importance, prune_multiple_of,
-                        prune_magnitudes, out_dir, threads, as_json, seed, evaluation, source, debug):
+def prune_sweep_command(model, sparsities, methods, training, pruning, out_dir, threads, as_json, seed, evaluation,
+                        source, debug):
     """The metric against sparsity for each pruning method, with and (--train) without fine-tuning."""
     from rich.console import Console
 
@@ -417,11 +449,6 @@ def prune_sweep_command(model, sparsities, methods, train_path, epochs, lr, trai
         except ValueError:
             raise UsageError(f"--sparsities {sparsities}: give numbers from 0 up to 1, comma separated") from None
         kinds = [parse_method(m) for m in methods.split(",") if m.strip()]
-        pruning = PruneOptions(None, steps=prune_steps, depthwise=prune_depthwise,
-                               keep_first_last=prune_keep_first_last, importance=prune_importance,
-                               multiple_of=prune_multiple_of, magnitudes=prune_magnitudes)
-        training = TrainingOptions(train_path, finetune=train_path is not None, epochs=epochs, lr=lr,
-                                   train_batch=train_batch, finetune_batch_statistics=finetune_batch_statistics)
         return prune_sweep(model, source, evaluation, kinds, shares, pruning, training, out_dir=out_dir,
                            threads=threads, seed=seed)
 

@@ -116,7 +116,13 @@ class PruneOptions:
             if self.magnitudes not in [m.value for m in Magnitudes]:
                 raise UsageError(f"--prune-magnitudes {self.magnitudes}: choose {choices}")
             object.__setattr__(self, "magnitudes", Magnitudes(self.magnitudes))
-        if self.sparsity is None:
+        if self.steps < 1:
+            raise UsageError(f"--prune-steps {self.steps}: must be 1 or more")
+        if self.importance not in ("l1", "l2", "bn"):
+            raise UsageError(f"--prune-importance {self.importance}: choose l1, l2 or bn")
+        if self.multiple_of < 1:
+            raise UsageError(f"--prune-multiple-of {self.multiple_of}: must be 1 or more")
+        if self.sparsity is None:  # prune-sweep's options: each point sets its sparsity and method
             return
         fixed, kind = self.method.fixed_sparsity, self.method.kind
         if not 0 <= self.sparsity < 1:
@@ -124,14 +130,8 @@ class PruneOptions:
         if fixed is not None and abs(self.sparsity - fixed) > 1e-9:
             raise UsageError(f"--prune {self.sparsity:g} with --prune-method {self.method.name}: an N:M pattern "
                              f"removes {fixed:g} of the weights; pass --prune {fixed:g}")
-        if self.steps < 1:
-            raise UsageError(f"--prune-steps {self.steps}: must be 1 or more")
         if self.steps > 1 and kind in (PruneKind.N_M,):
             raise UsageError(f"--prune-steps {self.steps}: an N:M pattern is reached in one step; drop --prune-steps")
-        if self.importance not in ("l1", "l2", "bn"):
-            raise UsageError(f"--prune-importance {self.importance}: choose l1, l2 or bn")
-        if self.multiple_of < 1:
-            raise UsageError(f"--prune-multiple-of {self.multiple_of}: must be 1 or more")
 
     @property
     def prunes(self) -> bool:

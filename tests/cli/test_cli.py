@@ -125,3 +125,15 @@ def test_sensitivity_without_calibration_data_is_one_line(tiny_torch, tmp_path):
     assert result.exit_code == 2, result.output
     assert "qconvert sensitivity needs calibration data: pass --calib" in only_line(result)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["model.onnx", "--to", "onnx-fp32", "--runs", "0"], "Invalid value for '--runs'"),
+    (["model.onnx", "--to", "onnx-fp32", "--bogus"], "No such option '--bogus'"),
+    (["sensitivity"], "Missing argument 'MODEL'"),
+])
+def test_click_usage_errors_are_one_line_too(args, expected):
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    line = only_line(result)
+    assert line.startswith("qconvert: error: ") and expected in line and "--help`)" in line

@@ -124,6 +124,18 @@ def test_prune_sweep_needs_an_eval_set(tiny_models, tmp_path):
     assert result.exit_code != 0 and "--eval" in only_line(result)
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--prune-steps", 0], "--prune-steps 0"),
+    (["--prune-importance", "taylor"], "--prune-importance"),
+    (["--epochs", 0], "--epochs"),
+])
+def test_prune_sweep_shares_the_conversions_option_checks(tiny_models, tmp_path, args, expected):
+    out = tmp_path / "o"
+    result = run_cli("prune-sweep", tiny_models / "vgg.pt2", "--eval", tmp_path / "none.npz", "-o", out, *args)
+    assert result.exit_code != 0 and expected in only_line(result)
+    assert not out.exists()
+
+
 def test_magnitudes_rank_folded_unless_asked_to_rank_as_trained(tiny_models, tmp_path):
     """The tiny VGG's convs carry BatchNorm that the exporter folded: by default the IR's weights rank as they
     are, --prune-magnitudes trained divides the BatchNorm out again (another set of zeros)."""
