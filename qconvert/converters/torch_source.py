@@ -23,6 +23,7 @@ from qconvert.converters.probe import choose_example_shapes
 from qconvert.converters.parity import check_ir_matches_source
 from qconvert.converters.source import Source
 from qconvert.converters.torch_batchnorm_folds import record_exporter_folds
+from qconvert.converters.torchscript_batchnorm_folds import record_torchscript_folds
 from qconvert.converters.user_code import is_factory_spec, load_callable, split_factory
 from qconvert.errors import ExportError, SourceLoadError, UsageError
 from qconvert.ir.metadata import set_meta
@@ -282,7 +283,9 @@ def load(path: str, *, input_specs: list[InputSpec], weights: str | None, trust_
                 model = program.model
         except Exception as error:
             raise _export_error(path, error) from error
-        if fmt != "torchscript":
+        if fmt == "torchscript":
+            record_torchscript_folds(model, obj)
+        else:
             record_exporter_folds(model, program.exported_program)
         callable_module = obj
     _rename_outputs(model)

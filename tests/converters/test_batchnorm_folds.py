@@ -1,6 +1,6 @@
 """The BatchNorm folds the exporters make are recorded as fold factors (qconvert/ir/fold_factors.py): torch.onnx's
-for .pt2 files and modules from a Python factory, TensorFlow's for Keras files, so that pruning ranks the
-weights as trained."""
+for .pt2 files, modules from a Python factory and TorchScript files, TensorFlow's for Keras files, so that
+pruning ranks the weights as trained."""
 
 from __future__ import annotations
 
@@ -65,6 +65,36 @@ def test_each_folded_batchnorm_is_recorded_on_its_layers_weight(tmp_path, form):
     np.testing.assert_allclose(fold_factors.gamma(graph, "0.weight"), model[1].weight.detach().double().numpy())
     records = prune_global(cleanup(source.ir), 0.5, magnitudes=Magnitudes.AS_TRAINED)
     assert [r.ranked_as_trained for r in records] == [True, True, False]
+
+
+@pytest.mark.parametrize("compile_with", ["trace", "script"])
+def test_torchscript_exporter_folds_are_recorded(tmp_path, compile_with):
+    """TorchScript's exporter folds the Conv's BatchNorm (eps 1e-3 here: a traced module has it only in its
+    graph, a scripted one as a constant) and leaves the ConvTranspose's as a BatchNormalization."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, eps=1e-3), nn.ReLU(), nn.ConvTranspose2d(4, 5, 2, 2),
+                          nn.BatchNorm2d(5), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 24 * 24, 6))
+    with torch.no_grad():
+        for bn in (model[1], model[4]):
+            bn.weight.uniform_(0.5, 2.0)
+            bn.running_var.uniform_(0.0005, 0.01)  # of eps's order: a wrong eps would not match
+    model.eval()
+    example = torch.randn(2, 3, 14, 14)
+    compiled = torch.jit.trace(model, example) if compile_with == "trace" else torch.jit.script(model)
+    torch.jit.save(compiled, tmp_path / "net.pt")
+    graph = cleanup(load_source(str(tmp_path / "net.pt"), input_specs=parse_input_shapes(["1,3,14,14"])).ir).graph
+    assert [node.op_type for node in graph].count("BatchNormalization") == 1  # the ConvTranspose's
+    factors = fold_factors.factors(graph)
+    assert len(factors) == 1
+    (name, factor), = factors.items()
+    conv = next(node for node in graph if node.op_type == "Conv")
+    assert conv.inputs[1].name == name and factor.shape == (4, 1, 1, 1)
+    np.testing.assert_allclose(factor.reshape(-1), _expected(model[1]), rtol=1e-6)
+    np.testing.assert_allclose(fold_factors.gamma(graph, name), model[1].weight.detach().double().numpy())
+    records = prune_global(cleanup(load_source(str(tmp_path / "net.pt"),
+                                               input_specs=parse_input_shapes(["1,3,14,14"])).ir),
+                           0.5, magnitudes=Magnitudes.AS_TRAINED)
+    assert [r.ranked_as_trained for r in records] == [True, False, False]
 
 
 def _keras_model(keras):
