@@ -46,6 +46,7 @@ bench: models
 	$(PY) -m bench.qat_dwnet --models $(MODELS) --out bench/QAT_DWNET.md
 	$(PY) -m bench.prune --models $(MODELS) --out bench/PRUNE.md
 	$(PY) -m bench.bundle_venvs --models $(MODELS) --out bench/BUNDLES.md
+	$(PY) -m bench.tflite_convert_time --models $(MODELS) --out bench/TFLITE_CONVERT.md
 
 # Public architectures with random weights (models/zoo), each to every float target: bench/ZOO.md; their
 # channel groups pruned by half and checked (zeroing equals removal): bench/ZOO_PRUNE.md; each trained
