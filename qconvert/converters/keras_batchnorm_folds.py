@@ -48,16 +48,13 @@ def _onnx_layout(kind: str, kernel: np.ndarray) -> tuple[np.ndarray, int] | None
 
 def record_keras_folds(model: ir.Model, keras_model) -> int:
     """Record on `model`'s graph the factor of each BatchNormalization TensorFlow folded; returns how many."""
-    by_shape: dict[tuple, list[str]] = {}
-    for name, value in model.graph.initializers.items():
-        if value.const_value is not None:
-            by_shape.setdefault(tuple(value.const_value.shape.dims), []).append(name)
+    folded = fold_factors.FoldedWeights(model.graph)
     recorded = 0
     for layer in _layers(keras_model):
         if type(layer).__name__ != "BatchNormalization":
             continue
         try:
-            found = _fold_factor(layer, model, by_shape)
+            found = _fold_factor(layer, folded)
         except Exception as error:  # noqa: BLE001 (a shared layer, one without weights, an unknown layout)
             # a hint for pruning, never a reason to refuse a model: its weights then rank as they are
             logger.debug("fold factor of %s not read: %s", layer.name, error)
@@ -68,7 +65,7 @@ def record_keras_folds(model: ir.Model, keras_model) -> int:
     return recorded
 
 
-def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarray, np.ndarray] | None:
+def _fold_factor(layer, folded: fold_factors.FoldedWeights) -> tuple[str, np.ndarray, np.ndarray] | None:
     """(the IR weight's name, its factor, the gamma) where BatchNormalization `layer` was folded into its
     input's layer."""
     producer = layer.input._keras_history[0]
@@ -82,7 +79,5 @@ def _fold_factor(layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarra
                                        _array(layer.moving_variance), float(layer.epsilon))
     if fold is None:
         return None
-    for name in by_shape.get(weight.shape, []):
-        if fold_factors.is_folded(model.graph.initializers[name].const_value.numpy(), weight, fold[0]):
-            return name, *fold
-    return None
+    name = folded.find(weight, fold[0])
+    return None if name is None else (name, *fold)

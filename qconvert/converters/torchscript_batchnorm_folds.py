@@ -45,10 +45,7 @@ def _eps(batchnorm) -> float:
 def record_torchscript_folds(model: ir.Model, module) -> int:
     """Record on `model`'s graph the factor of each BatchNorm the exporter folded (the TorchScript `module`
     it was exported from); returns how many."""
-    by_shape: dict[tuple, list[str]] = {}
-    for name, value in model.graph.initializers.items():
-        if value.const_value is not None:
-            by_shape.setdefault(tuple(value.const_value.shape.dims), []).append(name)
+    folded = fold_factors.FoldedWeights(model.graph)
     recorded, layer = 0, None
     for name, submodule in module.named_modules():
         kind = _kind(submodule)
@@ -58,7 +55,7 @@ def record_torchscript_folds(model: ir.Model, module) -> int:
         if not kind.startswith("BatchNorm") or layer is None:
             continue
         try:
-            found = _fold_factor(submodule, layer, model, by_shape)
+            found = _fold_factor(submodule, layer, folded)
         except Exception as error:  # noqa: BLE001 (no running statistics, an unusual graph)
             # a hint for pruning, never a reason to refuse a model: its weights then rank as they are
             logger.debug("fold factor of %s not read: %s", name, error)
@@ -70,14 +67,12 @@ def record_torchscript_folds(model: ir.Model, module) -> int:
     return recorded
 
 
-def _fold_factor(batchnorm, layer, model: ir.Model, by_shape: dict) -> tuple[str, np.ndarray, np.ndarray] | None:
+def _fold_factor(batchnorm, layer, folded: fold_factors.FoldedWeights) -> tuple[str, np.ndarray, np.ndarray] | None:
     """(the IR weight's name, its factor, the gamma) where `batchnorm` was folded into `layer`."""
     weight = _array(layer.weight)
     fold = fold_factors.batchnorm_fold(weight, _LAYERS[_kind(layer)], _array(getattr(batchnorm, "weight", None)),
                                        _array(batchnorm.running_var), _eps(batchnorm))
     if fold is None:
         return None
-    for name in by_shape.get(weight.shape, []):
-        if fold_factors.is_folded(model.graph.initializers[name].const_value.numpy(), weight, fold[0]):
-            return name, *fold
-    return None
+    name = folded.find(weight, fold[0])
+    return None if name is None else (name, *fold)

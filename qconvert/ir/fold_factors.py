@@ -60,6 +60,24 @@ def is_folded(exported: np.ndarray, weight: np.ndarray, factor: np.ndarray) -> b
                                                             atol=tolerance)
 
 
+class FoldedWeights:
+    """Finds which of a graph's initializers a source framework's weight became once folded (an exporter
+    that folds names the product anew): among those of the weight's shape, the one `is_folded` confirms."""
+
+    def __init__(self, graph: ir.Graph):
+        self.graph = graph
+        self.by_shape: dict[tuple, list[str]] = {}
+        for name, value in graph.initializers.items():
+            if value.const_value is not None:
+                self.by_shape.setdefault(tuple(value.const_value.shape.dims), []).append(name)
+
+    def find(self, weight: np.ndarray, factor: np.ndarray) -> str | None:
+        for name in self.by_shape.get(weight.shape, []):
+            if is_folded(self.graph.initializers[name].const_value.numpy(), weight, factor):
+                return name
+        return None
+
+
 def record(graph: ir.Graph, name: str, factor: np.ndarray, gamma: np.ndarray | None = None) -> None:
     """Weight `name` was multiplied by `factor` (broadcasting against it); `gamma`: the BatchNorm's, where
     it was one."""
