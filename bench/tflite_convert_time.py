@@ -6,7 +6,7 @@ converter's default for a function with its module, a SavedModel written and rea
 Each reference model's float IR (after qconvert's cleanup) becomes one TensorFlow program; the two paths then
 convert it in turns, `--rounds` times each, in one process, for tflite-fp32 and for tflite-int8 (the QDQ IR
 of the model's own calibration set). Both files are checked to hold the same ops, inputs and outputs and,
-for fp32, the same outputs on the evaluation samples. Medians of the converter call and restore_io.
+for fp32, the same outputs on an evaluation sample. Medians of the converter call and restore_io.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SOURCES = {"unet": "unet.h5", "vgg": "vgg.pt2", "resnet": "resnet.pt2", "mobilen
 
 
 def _programs(models: Path, name: str):
-    """(float program, int8 program or None) of one reference model."""
+    """(float program, int8 program) of one reference model, the int8 one from its calibration set."""
     from qconvert.backends.targets import EmitOptions
     from qconvert.backends.tflite.int8_lowering import lower_for_tflite
     from qconvert.backends.tflite.program import build_program
@@ -61,7 +61,8 @@ def _convert(program, mode: str, frozen: bool) -> tuple[bytes, float]:
     return flatbuffer, time.perf_counter() - began
 
 
-def _shape(flatbuffer: bytes, feeds=None):
+def _inspect(flatbuffer: bytes, feeds=None):
+    """(ops, (inputs, outputs), output values on `feeds` or None) of a .tflite file."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer)
@@ -103,7 +104,7 @@ def main() -> None:
             if mode == "fp32":
                 with np.load(models / f"{name}_eval.npz") as data:
                     feeds = next(data[key] for key in data.files if key != "labels")[:1]
-            frozen_file, saved_file = _shape(files[True], feeds), _shape(files[False], feeds)
+            frozen_file, saved_file = _inspect(files[True], feeds), _inspect(files[False], feeds)
             same = frozen_file[:2] == saved_file[:2] and (
                 feeds is None or all(np.array_equal(a, b) for a, b in zip(frozen_file[2], saved_file[2])))
             rows.append((name, mode, statistics.median(times[False]), statistics.median(times[True]),

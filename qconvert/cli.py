@@ -38,7 +38,7 @@ class DefaultToConvert(click.Group):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.ClickException as error:
-            if type(error).__name__ == "NoArgsIsHelpError":  # `qconvert` alone: the help, as click shows it
+            if isinstance(error, click.exceptions.NoArgsIsHelpError):  # `qconvert` alone: click's help
                 error.show()
                 sys.exit(error.exit_code)
             context = getattr(error, "ctx", None)
