@@ -58,10 +58,11 @@ def convert(
     finetune: bool = TrainingOptions.finetune,
     qat: bool = TrainingOptions.qat,
     epochs: int = TrainingOptions.epochs,
-    lr: float | None = TrainingOptions.lr,
+    lr: float = TrainingOptions.lr,
     train_batch: int = TrainingOptions.train_batch,
     temperature: float = TrainingOptions.temperature,
     finetune_batch_statistics: bool = TrainingOptions.finetune_batch_statistics,
+    search_weight_scales: bool = RoundingOptions.weight_scales,
     adaround: bool = RoundingOptions.adaround,
     bias_correction: bool = RoundingOptions.bias_correction,
     bundle: bool | str | list[str] = BundleOptions.enabled,
@@ -73,8 +74,8 @@ def convert(
     PyTorch int8 engine (x86, qnnpack for ARM...) torch-int8/torch-dynamic weights are packed for;
     `train`: an .npz of inputs (and optional labels) that `finetune` (the float model, first) and `qat` (the
     static int8 model, after calibration) train on; `finetune_batch_statistics`: fine-tuning trains each
-    Conv-BatchNorm-ReLU block's BatchNorm on batch statistics (False: folded into the conv); `adaround`,
-    `bias_correction`: label-free PTQ refinements on the calibration set; `prune`: the share of weights
+    Conv-BatchNorm-ReLU block's BatchNorm on batch statistics (False: folded into the conv);
+    `search_weight_scales`, `adaround`, `bias_correction`: label-free PTQ refinements on the calibration set; `prune`: the share of weights
     pruned from the float model first (`prune_method` layer, global, channel or N:M; `prune_steps` > 1
     fine-tunes between steps); `bundle`:
     deployment bundles in OUT/bundle-<target>/ (qconvert.bundle), True for every target that passed or the
@@ -90,7 +91,7 @@ def convert(
                              prune_importance, prune_multiple_of, prune_magnitudes),
         training=TrainingOptions(train, finetune, qat, epochs, lr, train_batch, temperature,
                                  finetune_batch_statistics),
-        rounding=RoundingOptions(adaround, bias_correction),
+        rounding=RoundingOptions(search_weight_scales, adaround, bias_correction),
         emit=EmitOptions(io_layout=io_layout, torch_engine=engine),
         bundle=_bundle_options(bundle, micro),
         seed=seed,

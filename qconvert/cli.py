@@ -11,9 +11,9 @@ import click
 
 from qconvert.backends.targets import EmitOptions
 from qconvert.errors import QConvertError, UsageError
-from qconvert.pipeline.options import (FINETUNE_LR, QAT_LR, CalibrationOptions, ConvertOptions, EvalOptions,
-                                       MeasureOptions, MixedPrecisionOptions, PruneOptions, RoundingOptions,
-                                       SourceOptions, TrainingOptions)
+from qconvert.pipeline.options import (CalibrationOptions, ConvertOptions, EvalOptions, MeasureOptions,
+                                       MixedPrecisionOptions, PruneOptions, RoundingOptions, SourceOptions,
+                                       TrainingOptions)
 from qconvert.prune.method import parse_method
 from qconvert.pipeline.options import BundleOptions
 from qconvert.quant.config import DEFAULT_METHOD, QuantConfig, make_config
@@ -188,8 +188,8 @@ positive = click.FloatRange(min=0, min_open=True)
 # How a training run goes, shared by the conversion and prune-sweep.
 TRAINING_RUN_OPTIONS = (
     click.option("--epochs", type=click.IntRange(min=1), default=TrainingOptions.epochs, show_default=True),
-    click.option("--lr", type=positive, default=None, help=f"Adam learning rate [default: {FINETUNE_LR:g} for "
-                 f"--finetune and prune-sweep, {QAT_LR:g} for --qat]."),
+    click.option("--lr", type=positive, default=TrainingOptions.lr, show_default=True,
+                 help="Adam learning rate, for --finetune, --qat and prune-sweep's fine-tuning."),
     click.option("--train-batch", type=click.IntRange(min=1), default=TrainingOptions.train_batch,
                  show_default=True, help="Training batch (the model's own where its batch is fixed)."),
     click.option("--finetune-batch-statistics/--finetune-folded", "finetune_batch_statistics",
@@ -269,6 +269,9 @@ with_sweep_prune_options = option_group(
 
 with_rounding_options = option_group(
     "rounding", RoundingOptions,
+    click.option("--search-weight-scales", "weight_scales", is_flag=True, help="Static int8: set each weight "
+                 "scale where its layer's output error on the --calib samples is least (below max |W| it clips "
+                 "the largest weights); before --adaround and --bias-correction."),
     click.option("--adaround", is_flag=True, help="Static int8: choose each weight's rounding per layer on the "
                  "--calib samples (AdaRound), scales kept."),
     click.option("--bias-correction", is_flag=True, help="Static int8: correct each layer's bias for the mean "

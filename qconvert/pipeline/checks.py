@@ -74,7 +74,8 @@ def _check_training_options(targets: list[Target], options: ConvertOptions) -> N
     """What training and the PTQ refinements need: data, and a variant to change."""
     training, rounding = options.training, options.rounding
     static = any(t.consumes is IRVariant.QDQ for t in targets)
-    for flag, asked in (("--qat", training.qat), ("--adaround", rounding.adaround),
+    for flag, asked in (("--qat", training.qat), ("--search-weight-scales", rounding.weight_scales),
+                        ("--adaround", rounding.adaround),
                         ("--bias-correction", rounding.bias_correction)):
         if asked and not static:
             raise UsageError(f"{flag} changes the static int8 IR; ask for a static int8 target too "

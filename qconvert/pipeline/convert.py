@@ -32,7 +32,7 @@ STAGES = [
     measure_source,  # the reference every row is compared with; it fixes the --eval metric
     measure_changed_float,  # the pruned or fine-tuned IR's row; it becomes the reference
     quantize,  # PTQ: the QDQ IR (IRVariant.QDQ)
-    refine_rounding,  # --adaround, --bias-correction: the QDQ IR's integers, scales kept
+    refine_rounding,  # --search-weight-scales, --adaround, --bias-correction: the QDQ IR refined on --calib
     quantization_aware,  # --qat: the QDQ IR trained, its weights and scales written back
     emit_targets,  # every target from the variant it consumes, measured in its runtime
     int8_parity,  # analyses of the measured artifacts

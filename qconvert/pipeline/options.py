@@ -70,7 +70,7 @@ class TrainingOptions:
     finetune: bool = False
     qat: bool = False
     epochs: int = 3
-    lr: float | None = None  # Adam's; None: each stage's own default (FINETUNE_LR, QAT_LR)
+    lr: float = 1e-4  # Adam's, for fine-tuning and QAT alike (see below)
     train_batch: int = 32  # the IR's own batch where it is fixed
     temperature: float = 4.0  # distillation of class scores
     # --finetune: each Conv-BatchNorm-rectifier block trains under batch statistics and is refolded after
@@ -81,19 +81,9 @@ class TrainingOptions:
     def trains(self) -> bool:
         return self.finetune or self.qat
 
-    # Without --lr: fine-tuning starts from trained weights and takes small steps; QAT starts from PTQ's
-    # rounding and scales, far from where training ends on a model PTQ hurt (the per-tensor dwnet; the
-    # UNet, which PTQ barely hurts, did better at the smaller rate: bench/QAT.md).
-    @property
-    def finetune_lr(self) -> float:
-        return FINETUNE_LR if self.lr is None else self.lr
-
-    @property
-    def qat_lr(self) -> float:
-        return QAT_LR if self.lr is None else self.lr
-
-
-FINETUNE_LR, QAT_LR = 1e-4, 1e-3
+    # One rate: fine-tuning starts from trained weights, and QAT from weight scales already at each layer's
+    # least output error (qconvert/train/weight_scales.py), so both take small steps. On both per-tensor
+    # dwnet builds QAT's training loss fell from the first epoch at 1e-4 and rose for two epochs at 1e-3.
 
 
 @dataclass(frozen=True)
@@ -140,11 +130,17 @@ class PruneOptions:
 
 @dataclass(frozen=True)
 class RoundingOptions:
-    """Label-free refinements of PTQ on the calibration set, with the scales kept: they change integer
-    weights (AdaRound) or float biases (bias correction) only."""
+    """Label-free refinements of PTQ on the calibration set, in this order: weight scales at each layer's
+    least output error (their integer weights and int32 biases requantized), integer weights (AdaRound, scales
+    kept), float biases (bias correction, scales kept)."""
 
+    weight_scales: bool = False
     adaround: bool = False
     bias_correction: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.weight_scales or self.adaround or self.bias_correction
 
 
 @dataclass(frozen=True)

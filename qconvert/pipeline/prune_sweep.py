@@ -53,7 +53,7 @@ def prune_sweep(model: str, source: SourceOptions, evaluation: EvalOptions, meth
     tune, settings = None, None
     if training.train_path is not None:
         data = load_train(training.train_path, graph)
-        options = TrainOptions(epochs=training.epochs, lr=training.finetune_lr, batch=training.train_batch,
+        options = TrainOptions(epochs=training.epochs, lr=training.lr, batch=training.train_batch,
                                seed=seed, temperature=training.temperature, threads=threads or physical_cores())
         settings = {"epochs": options.epochs, "lr": options.lr, "batch": options.batch,
                     "data": "labels" if data.labels is not None else "distilled",

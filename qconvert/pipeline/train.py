@@ -97,7 +97,7 @@ def train_float(state: ConversionState, model: ir.Model, stage: str) -> ir.Model
     reference = run_outputs(teacher, data.feeds)
     eval_reference = run_outputs(teacher, data.eval_feeds, first_only=True)[0] if data.eval_feeds is not None else None
     before = _scores(state, model, reference, eval_reference)
-    options = _train_options(state, state.options.training.finetune_lr)
+    options = _train_options(state, state.options.training.lr)
     trained, history = finetune_ir(model, data.train, options, _eval_set(state), _progress(state, stage),
                                    teacher=teacher, masks=state.masks,
                                    batch_statistics=state.options.training.finetune_batch_statistics)
@@ -130,14 +130,18 @@ def measure_changed_float(state: ConversionState) -> None:
 
 
 def refine_rounding(state: ConversionState) -> None:
-    """`--adaround`, `--bias-correction`: on the calibration set, scales kept."""
+    """`--search-weight-scales`, `--adaround`, `--bias-correction`: on the calibration set."""
     rounding = state.options.rounding
-    if IRVariant.QDQ not in state.variants or not (rounding.adaround or rounding.bias_correction):
+    if IRVariant.QDQ not in state.variants or not rounding.any:
         return
     from qconvert.passes import prepare_for_int8
 
     float_model = prepare_for_int8(state.variants[IRVariant.FLOAT])
     steps = []
+    if rounding.weight_scales:
+        from qconvert.train.weight_scales import search_weight_scales
+
+        steps.append(("weight-scales", search_weight_scales))
     if rounding.adaround:
         from qconvert.train.adaround import adaround
 
@@ -169,6 +173,7 @@ def quantization_aware(state: ConversionState) -> None:
     from qconvert.train.data import TrainData
     from qconvert.train.loop import quantization_aware as train_qat
     from qconvert.train.masks import layer_zero_masks
+    from qconvert.train.weight_scales import WeightScaleOptions, search_weight_scales
 
     state.notify("train", "qat")
     data, began = state.data, time.perf_counter()
@@ -177,9 +182,12 @@ def quantization_aware(state: ConversionState) -> None:
     float_model, model = state.variants[IRVariant.FLOAT], state.variants[IRVariant.QDQ]
     before = _scores(state, model, state.reference.outputs, _eval_reference(state))
     try:
-        options = _train_options(state, state.options.training.qat_lr)
+        options = _train_options(state, state.options.training.lr)
         prepared = prepare_for_int8(float_model)  # what the QDQ IR was quantized from, its weight names
         masks = layer_zero_masks(prepared) if state.masks else None
+        # the weight scales start where each layer's output error is least, not at max|W| (weight_scales.py)
+        model, searched = search_weight_scales(model, prepared, data.calib_feeds,
+                                               WeightScaleOptions(device=options.device))
         trained, history = train_qat(model, train, options, _eval_set(state), _progress(state, "qat"),
                                      teacher=float_model, float_model=prepared, masks=masks)
     except Exception as error:  # the static int8 rows fail; the other targets still run
@@ -187,7 +195,7 @@ def quantization_aware(state: ConversionState) -> None:
         return
     after = _scores(state, trained, state.reference.outputs, _eval_reference(state))
     state.training.append(_run("qat", _described(train, what), began, history, options.lr, before=before,
-                               after=after))
+                               after=after, layers=searched))
     state.variants[IRVariant.QDQ] = trained
     state.trained_outputs[IRVariant.QDQ] = run_outputs(trained, data.feeds)
 

@@ -61,7 +61,7 @@ class TrainingRun:
     """One change of an IR variant by training (fine-tuning, QAT) or by a PTQ refinement (AdaRound, bias
     correction), with the IR scored in onnxruntime before and after it."""
 
-    stage: str  # finetune | qat | adaround | bias-correction
+    stage: str  # finetune | qat | weight-scales | adaround | bias-correction
     data: str  # what it ran on, e.g. "--train, labels", "--calib, distilled"
     seconds: float
     loss: str | None = None
@@ -70,7 +70,7 @@ class TrainingRun:
     lr: float | None = None  # Adam's, for the trained stages
     before: dict[str, float] | None = None  # sqnr_db against the reference, and the --eval metric
     after: dict[str, float] | None = None
-    layers: list[dict] = field(default_factory=list)  # per-layer records of the PTQ refinements
+    layers: list[dict] = field(default_factory=list)  # per-layer facts: PTQ refinements, QAT weight scales
     batchnorm: str | None = None  # trained stages: "folded" or "batch statistics, N layers" (train/batchnorm.py)
 
 

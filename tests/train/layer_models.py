@@ -80,3 +80,24 @@ def changed_initializers(model: ir.Model, other: ir.Model) -> set[str]:
     assert sorted(a) == sorted(b)
     assert all((a[n].dtype, a[n].shape) == (b[n].dtype, b[n].shape) for n in a)
     return {n for n in a if a[n].tobytes() != b[n].tobytes()}
+
+
+def dead_channel_depthwise(seed: int = 0) -> ir.Model:
+    """[N, 4, 6, 6] -> depthwise Conv 3x3 (bias) -> Relu -> [N, 4, 6, 6] whose channel 0 weights are 300
+    times the others': a BatchNorm folded over a channel that only ever sees zeros (`dead_samples`)."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((4, 1, 3, 3)) * 0.3).astype(np.float32)
+    w[0] *= 300.0
+    b = (rng.standard_normal(4) * 0.1).astype(np.float32)
+    nodes = [oh.make_node("Conv", ["x", "w", "b"], ["c"], name="depthwise", pads=[1, 1, 1, 1], group=4),
+             oh.make_node("Relu", ["c"], ["y"], name="relu")]
+    return _model(nodes, [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4, 6, 6])],
+                  [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4, 6, 6])],
+                  [nh.from_array(w, "w"), nh.from_array(b, "b")])
+
+
+def dead_samples(count: int, seed: int) -> dict[str, np.ndarray]:
+    """Samples for dead_channel_depthwise: channel 0 always zero."""
+    feeds = samples(count, seed)
+    feeds["x"][:, 0] = 0.0
+    return feeds

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from qconvert.pipeline.options import QAT_LR
+from qconvert.pipeline.options import TrainingOptions
 from tests.cli.test_cli import only_line, run_cli
 from tests.train.conftest import digits_at
 
@@ -84,7 +84,7 @@ def test_qat_trains_the_qdq_ir_every_int8_target_lowers(tiny_torch, digit_sets, 
     report = json.loads((out / "report.json").read_text())
     [run] = report["training"]
     assert run["stage"] == "qat" and {"sqnr_db", "top1"} <= set(run["before"]) and run["best_epoch"] in (0, 1)
-    assert run["lr"] == QAT_LR  # QAT's own default without --lr
+    assert run["lr"] == TrainingOptions.lr  # the default without --lr
     rows = {row["target"]: row for row in report["rows"]}
     for name in ("onnx-qdq", "tflite-int8"):
         assert rows[name]["status"] == "ok" and float(rows[name]["ir_sqnr_db"]) >= 20, rows[name]
@@ -101,8 +101,27 @@ def test_label_free_qat_distils_on_the_calibration_set(tiny_torch, digit_sets, t
     assert run["data"] == "--calib, distilled" and run["loss"].startswith("distillation kl")
 
 
+def test_weight_scale_search_refines_ptq_before_adaround(tiny_torch, digit_sets, tmp_path):
+    out = tmp_path / "out"
+    result = _convert(tiny_torch["pt2"], out, "--to", "onnx-qdq,tflite-int8", "--calib", digit_sets["calib"],
+                      "--weight-granularity", "per-tensor", "--search-weight-scales", "--adaround",
+                      "--eval", digit_sets["eval"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [run["stage"] for run in report["training"]] == ["weight-scales", "adaround"]
+    search = report["training"][0]
+    layers = [layer for layer in search["layers"]["layers"] if "changed" in layer]
+    assert layers and all(layer["mse"] <= layer["mse_calibration"] for layer in layers)
+    assert float(search["after"]["sqnr_db"]) >= float(search["before"]["sqnr_db"]) - 0.5, search
+    rows = {row["target"]: row for row in report["rows"]}
+    for name in ("onnx-qdq", "tflite-int8"):
+        assert rows[name]["status"] == "ok", rows[name]
+    assert min(float(p["sqnr_db"]) for p in report["int8_parity"]) >= 30
+
+
 @pytest.mark.parametrize("args, message", [
     (["--to", "onnx-fp32", "--qat"], "--qat changes the static int8 IR"),
+    (["--to", "onnx-fp32", "--search-weight-scales"], "--search-weight-scales changes the static int8 IR"),
     (["--to", "onnx-fp32", "--adaround"], "--adaround changes the static int8 IR"),
     (["--to", "onnx-fp32", "--finetune"], "--finetune needs training data"),
     (["--to", "onnx-fp32", "--train", "missing.npz", "--finetune"], "--train missing.npz: no such file"),
