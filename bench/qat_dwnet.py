@@ -5,10 +5,13 @@ quantized with one int8 weight scale per tensor (`--weight-granularity per-tenso
 `qconvert` command line on the digits evaluation set, all three int8 targets in every run:
 
 - PTQ: calibration only. d = float top-1 - tflite-int8 top-1 (the issue expects d >= 3 points).
-- QAT with labels: `--qat --train dwnet_train.npz --epochs 3` at the default rate (Adam 1e-3).
+- QAT with labels: `--qat --train dwnet_train.npz --epochs 3` at the default rate (Adam 1e-4), the
+  weight scales starting at each layer's least output error (qconvert/train/weight_scales.py).
 - QAT distilled: the same training inputs without their `labels` (a copy of the .npz written here), so
   the float model's outputs are the targets (qconvert/train/data.py).
 - AdaRound: `--adaround` on the calibration samples, scales kept.
+- Weight scales: `--search-weight-scales` on the calibration samples, no training: the scales QAT starts
+  from, as a PTQ refinement of their own.
 
 Acceptance (issue #14): QAT with labels within 0.5 points of float in onnx-qdq, torch-int8 and tflite-int8;
 distilled within 0.5 points of QAT with labels (same target); AdaRound's tflite-int8 drop at most d / 2.
@@ -60,7 +63,26 @@ def run(options, name: str, extra: list[str]) -> dict:
     print(f"{name}: {wall:.0f} s, " + ", ".join(f"{t} {v:.2f}" for t, v in top1.items() if v is not None),
           flush=True)
     return {"command": shlex.join(argv), "wall_s": wall, "top1": top1, "exit": done.returncode,
-            "not_ok": statuses}
+            "not_ok": statuses, "training": report.get("training", [])}
+
+
+def training_lines(runs: dict) -> list[str]:
+    """Per QAT run: the QDQ IR's top-1 by epoch (epoch 0: the searched weight scales, before any step), the
+    epoch kept, and what the weight-scale search changed."""
+    lines = []
+    for name, facts in runs.items():
+        for stage in facts["training"]:
+            if stage["stage"] != "qat":
+                continue
+            epochs = ", ".join(f"{e['epoch']}: {e['metric']['top1']:.2f}" for e in stage["epochs"]
+                               if (e.get("metric") or {}).get("top1") is not None)
+            searched = [layer for layer in (stage.get("layers") or {}).get("layers", []) if "changed" in layer]
+            moved = [layer for layer in searched if layer["changed"]]
+            smallest = min((layer["smallest_alpha"] for layer in moved), default=1.0)
+            lines.append(f"- {name}: QDQ IR top-1 in onnxruntime by epoch ({epochs}); kept epoch "
+                         f"{stage['best_epoch']}; the weight-scale search moved {len(moved)} of {len(searched)} "
+                         f"layers' scales (smallest factor {smallest:.4g})")
+    return lines
 
 
 def unlabelled_copy(models: Path) -> Path:
@@ -110,7 +132,7 @@ def render(options, began: float, manifest: dict, runs: dict) -> str:
         + ", ".join(f"{t} {g:+.2f}" for t, g in distill_gaps.items()) + f": {verdict(all(abs(g) <= WITHIN for g in distill_gaps.values()))}",
         f"- AdaRound halves d: tflite-int8 drop {rounded_drop:.2f} vs d / 2 = {d / 2:.2f}: "
         f"{verdict(rounded_drop <= d / 2 and d > 0)}",
-        "", "## Commands\n"]
+        "", "## QAT by epoch\n", *training_lines(runs), "", "## Commands\n"]
     lines += [f"- {name}: `{facts['command']}` (exit {facts['exit']}"
               + "".join(f"; {t} {status}" for t, status in facts["not_ok"].items()) + ")"
               for name, facts in runs.items()]
@@ -135,7 +157,8 @@ def main() -> None:
             "qat": run(options, "qat", ["--qat", "--train", train, "--epochs", "3"]),
             "distilled": run(options, "distilled",
                              ["--qat", "--train", str(unlabelled_copy(models)), "--epochs", "3"]),
-            "adaround": run(options, "adaround", ["--adaround"])}
+            "adaround": run(options, "adaround", ["--adaround"]),
+            "weight-scales": run(options, "weight-scales", ["--search-weight-scales"])}
     with atomic_path(Path(options.out)) as tmp:
         tmp.write_text(render(options, began, manifest, runs))
     print(f"wrote {options.out}", flush=True)

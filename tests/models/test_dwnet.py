@@ -12,7 +12,7 @@ import torch
 
 from models import dwnet_torch
 
-# Measured on the tiny build: top-1 0.903 float; int8 per-tensor weights 0.092, per-channel 0.905.
+# Measured on the tiny build (seed 7): top-1 0.858 float; int8 per-tensor weights 0.092, per-channel 0.852.
 TINY_THRESHOLD = 0.8
 BLOCKS = len(dwnet_torch.BLOCKS)
 
@@ -108,5 +108,5 @@ def test_per_tensor_weights_lose_and_per_channel_do_not(tiny_models):
     for per_channel in (False, True):
         config = QuantConfig(per_channel=per_channel)
         drops[per_channel] = scorer.score(quantize_with_ranges(graph, calibrate(graph, calib, config), config))[1]
-    assert drops[False] >= 8  # points of top-1 (measured: 16.2)
-    assert drops[True] <= 2  # measured: -0.6
+    assert drops[False] >= 8  # points of top-1 (measured: 76.6)
+    assert drops[True] <= 2  # measured: 0.6
