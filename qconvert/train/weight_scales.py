@@ -8,12 +8,13 @@ channels', and the max-scale leaves the live channels a step or two, or none. No
 that those large weights multiply zeros. The layer's output does: per layer (qconvert/train/layerwise.py), in
 graph order,
 
-    s' = α·s,  α = argmin over the grid GRID of  Σ_c mean (f(x~, Q_{α·s}(W)) - f(x~, W))²
+    s' = α·s,  α = argmin over α = 2^(-e/8) ≤ 1 of  Σ_c mean (f(x~, Q_{α·s}(W)) - f(x~, W))²
 
 f the layer with its fused Relu/Clip (what the int8 unit outputs), x~ its input in the QDQ IR as searched so
-far, the error summed over output channels. A per-channel scale takes each channel's own best α (the
-output channels' errors are independent); a per-tensor one the α of the least total. α = 1 is the grid's
-first point and wins ties, so a layer whose max-scale is best keeps it bit for bit; α is never above 1
+far, the error summed over output channels; e is searched coarse to fine (COARSE, FINE), on the
+calibration samples that fit POSITIONS and MACS. A per-channel scale takes each channel's own best α (the output
+channels' errors are independent); a per-tensor one the α of the least total. α = 1 is always tried first
+and wins ties, so a layer whose max-scale is best keeps it bit for bit; α is never above 1
 (calibration's scale already spans the largest weight). The clipped weights sit at ±q_max, so the scale
 any converter re-derives from the largest integer weight is s'.
 
@@ -41,13 +42,20 @@ from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLa
 from qconvert.train.writeback import bias_scale, quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
-# α from 1 down to 2^-10 in steps of 2^(1/8) (9 % apart): the dead-channel case needs factors of hundreds
-GRID = tuple(float(2.0 ** (-k / 8)) for k in range(81))
+# α = 2^(-e/8): coarse e = 0, 8, ..., 80 (α 1 down to 2^-10: the dead-channel case needs factors of
+# hundreds), then fine e = best coarse -7..+7 (9 % apart), never above α = 1: 26 layer runs, not 81
+STEPS_PER_OCTAVE = 8
+COARSE = np.arange(0, 81, 8, dtype=np.float64)
+FINE = np.arange(-7, 8, dtype=np.float64)
+# Per layer, the samples its error is measured on are cut to these: output positions per channel (a
+# full-resolution conv needs few images) and multiply-accumulates per run of the layer (26 runs per layer)
+POSITIONS = 1 << 16
+MACS = 1 << 30
 
 
 @dataclass(frozen=True)
 class WeightScaleOptions:
-    samples: int = 256  # calibration samples used at most
+    samples: int = 64  # calibration samples used at most (the program runs up to each layer on them)
     device: str = "cpu"
     threads: int | None = None
 
@@ -105,28 +113,51 @@ def _unsearchable(layer: QuantizedLayer) -> str | None:
 
 
 def _search_layer(model: ir.Model, layer: QuantizedLayer, calib: Feeds, batch: int, device: torch.device) -> dict:
-    """Choose one layer's α in place in `model` (the QDQ IR as searched so far)."""
-    x_q = Capture(model, device).tensor(layer.node.inputs[0].name, calib, batch)
+    """Choose one layer's α in place in `model` (the QDQ IR as searched so far): the coarse grid, then the
+    fine one around each scale's best coarse α."""
+    x_q = _layer_input(model, layer, calib, batch, device)
     function = LayerFunction(layer, tuple(x_q.shape), model.opset_imports.get("", 13)).to(device)
     bias = _float_bias(layer)
     b = torch.from_numpy(bias).to(device) if bias is not None else None
     weight = torch.from_numpy(layer.weight).to(device)
     scale = torch.from_numpy(layer.shaped(layer.scale).astype(np.float32)).to(device)
+    per_tensor = layer.scale.ndim == 0
+    channels = layer.scale.size
+
+    def errors_at(exponents: np.ndarray) -> torch.Tensor:
+        """Per output channel, the summed squared error at α = 2^(-e/8) for each row of `exponents`
+        (one exponent per scale): (rows, channels)."""
+        rows = []
+        for row in exponents:
+            alpha = layer.shaped((2.0 ** (-row / STEPS_PER_OCTAVE)).astype(np.float32))
+            rows.append(_channel_errors(function, layer, x_q, targets, weight,
+                                        scale * torch.from_numpy(alpha).to(device), b))
+        return torch.stack(rows)
+
+    def best(exponents: np.ndarray, errors: torch.Tensor) -> np.ndarray:
+        """Each scale's exponent of least error; the first row wins ties."""
+        if per_tensor:
+            return exponents[int(torch.argmin(errors.sum(dim=1)))]
+        index = torch.argmin(errors, dim=0).cpu().numpy()
+        return exponents[index, np.arange(channels)]
+
     with torch.no_grad():
         targets = [function(x_q[part], weight, b)[1] for part in batched(len(x_q), BATCH)]
-        errors = torch.stack([_channel_errors(function, layer, x_q, targets, weight, scale * alpha, b)
-                              for alpha in GRID])  # (grid, channels)
-    grid = np.asarray(GRID, np.float32)
-    if layer.scale.ndim == 0:
-        totals = errors.sum(dim=1)
-        best = int(torch.argmin(totals))  # the first minimum: α = 1 wins ties
-        alphas = np.float32(grid[best])
-        before, after = float(totals[0]), float(totals[best])
-    else:
-        best = torch.argmin(errors, dim=0).cpu().numpy()
-        alphas = grid[best].reshape(layer.scale.shape)
-        before, after = float(errors[0].sum()), float(errors.min(dim=0).values.sum())
-    count = sum(t.numel() for t in targets) / errors.shape[1]
+        coarse = np.repeat(COARSE[:, None], 1 if per_tensor else channels, axis=1)
+        coarse_errors = errors_at(coarse)
+        if not per_tensor and coarse_errors.shape[1] != channels:
+            return {"layer": layer.name, "op": layer.node.op_type,
+                    "skipped": "per-channel weight scales not along the output channels"}
+        around = best(coarse, coarse_errors)
+        fine = np.clip(around[None, :] + FINE[:, None], 0, None)
+        # α = 1 first, so that calibration's scale wins every tie
+        fine = np.concatenate([np.zeros_like(fine[:1]), fine])
+        fine_errors = errors_at(fine)
+        chosen = best(fine, fine_errors)
+    before = float(coarse_errors[0].sum())
+    after = float(fine_errors.sum(dim=1).min()) if per_tensor else float(fine_errors.min(dim=0).values.sum())
+    alphas = (2.0 ** (-chosen / STEPS_PER_OCTAVE)).astype(np.float32).reshape(layer.scale.shape)
+    count = sum(t.numel() for t in targets) / coarse_errors.shape[1]  # positions per output channel
     new_scale = (layer.scale * alphas).astype(np.float32)
     changed = int(np.count_nonzero(new_scale != layer.scale))
     if changed:
@@ -134,6 +165,23 @@ def _search_layer(model: ir.Model, layer: QuantizedLayer, calib: Feeds, batch: i
     return {"layer": layer.name, "op": layer.node.op_type, "scales": int(layer.scale.size), "changed": changed,
             "smallest_alpha": float(np.min(alphas)), "samples": int(len(x_q)),
             "mse_calibration": before / count, "mse": after / count}
+
+
+def _layer_input(model: ir.Model, layer: QuantizedLayer, calib: Feeds, batch: int, device: torch.device):
+    """The layer's input in the QDQ IR on as many calibration samples as keep its output to about POSITIONS
+    positions per channel and one run of it to about MACS multiply-accumulates (every sample for a small
+    layer; a few images for a full-resolution conv or a wide one)."""
+    capture = Capture(model, device)
+    name = layer.node.inputs[0].name
+    probe = capture.tensor(name, limit_samples(calib, 1), 1)
+    function = LayerFunction(layer, tuple(probe.shape), model.opset_imports.get("", 13)).to(device)
+    with torch.no_grad():
+        output = function(probe, torch.from_numpy(layer.weight).to(device), None)[0]
+    channels = output.shape[layer.output_axis]
+    positions = max(output.numel() // channels, 1)
+    macs = output.numel() * layer.weight.size // max(channels, 1)
+    count = min(len(next(iter(calib.values()))), POSITIONS // positions, MACS // max(macs, 1))
+    return capture.tensor(name, limit_samples(calib, max(count, 1)), batch)
 
 
 def _channel_errors(function: LayerFunction, layer: QuantizedLayer, x_q: torch.Tensor, targets: list[torch.Tensor],
