@@ -9,9 +9,10 @@ batch 8, calibrated as bench/zoo.py calibrates. What it shows is that one traini
 architecture and source format: the QDQ IR becomes a torch program, trains, is written back, and every
 int8 backend lowers the trained IR or refuses it at emit time with its reason. It measures no accuracy:
 random weights have none to recover, and their PTQ IR is already what distillation on 16 samples aims
-at: without --eval, QAT keeps the epoch with the lowest loss on its training data, epoch 0 (the PTQ IR)
-included, and the "kept" column says which. The SQNR columns are the QDQ IR against the float source
-before and after QAT, and each artifact's SQNR against the trained IR it was lowered from.
+at: without --eval, QAT keeps the epoch with the lowest loss on its training data, epoch 0 (the PTQ IR
+with its weight scales searched, qconvert/train/weight_scales.py) included, and the "kept" column says
+which. The SQNR columns are the QDQ IR against the float source before QAT (plain PTQ) and after, and each
+artifact's SQNR against the trained IR it was lowered from.
 """
 
 from __future__ import annotations

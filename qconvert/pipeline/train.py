@@ -139,9 +139,7 @@ def refine_rounding(state: ConversionState) -> None:
     float_model = prepare_for_int8(state.variants[IRVariant.FLOAT])
     steps = []
     if rounding.weight_scales:
-        from qconvert.train.weight_scales import search_weight_scales
-
-        steps.append(("weight-scales", search_weight_scales))
+        steps.append(("weight-scales", lambda model, prepared, _: _searched_weight_scales(state, model, prepared)))
     if rounding.adaround:
         from qconvert.train.adaround import adaround
 
@@ -173,7 +171,6 @@ def quantization_aware(state: ConversionState) -> None:
     from qconvert.train.data import TrainData
     from qconvert.train.loop import quantization_aware as train_qat
     from qconvert.train.masks import layer_zero_masks
-    from qconvert.train.weight_scales import WeightScaleOptions, search_weight_scales
 
     state.notify("train", "qat")
     data, began = state.data, time.perf_counter()
@@ -186,8 +183,7 @@ def quantization_aware(state: ConversionState) -> None:
         prepared = prepare_for_int8(float_model)  # what the QDQ IR was quantized from, its weight names
         masks = layer_zero_masks(prepared) if state.masks else None
         # the weight scales start where each layer's output error is least, not at max|W| (weight_scales.py)
-        model, searched = search_weight_scales(model, prepared, data.calib_feeds,
-                                               WeightScaleOptions(device=options.device))
+        model, searched = _searched_weight_scales(state, model, prepared, options.device)
         trained, history = train_qat(model, train, options, _eval_set(state), _progress(state, "qat"),
                                      teacher=float_model, float_model=prepared, masks=masks)
     except Exception as error:  # the static int8 rows fail; the other targets still run
@@ -198,6 +194,24 @@ def quantization_aware(state: ConversionState) -> None:
                                after=after, layers=searched))
     state.variants[IRVariant.QDQ] = trained
     state.trained_outputs[IRVariant.QDQ] = run_outputs(trained, data.feeds)
+
+
+def _searched_weight_scales(state: ConversionState, model: ir.Model, prepared: ir.Model,
+                            device: str = "cpu") -> tuple[ir.Model, dict]:
+    """The QDQ IR with its weight scales searched (qconvert/train/weight_scales.py), kept only where the
+    IR's output SQNR against the reference on the parity samples does not fall: each layer's own error
+    never rises, but a network's layers, each searched on its own, can add up worse (measured on a
+    random-weight ResNet-50)."""
+    from qconvert.quant.evaluate import run_first_output
+    from qconvert.report.metrics import sqnr_db
+    from qconvert.train.weight_scales import WeightScaleOptions, search_weight_scales
+
+    searched, facts = search_weight_scales(model, prepared, state.data.calib_feeds, WeightScaleOptions(device=device))
+    reference, feeds = state.reference.outputs[0], state.data.feeds
+    before, after = (float(sqnr_db(reference, run_first_output(m, feeds))) for m in (model, searched))
+    facts["ir_sqnr_db"] = {"calibration": before, "searched": after}
+    facts["kept"] = "searched" if after >= before else "calibration"
+    return (searched if after >= before else model), facts
 
 
 def _eval_reference(state: ConversionState) -> np.ndarray | None:

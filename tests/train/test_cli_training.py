@@ -119,6 +119,39 @@ def test_weight_scale_search_refines_ptq_before_adaround(tiny_torch, digit_sets,
     assert min(float(p["sqnr_db"]) for p in report["int8_parity"]) >= 30
 
 
+def test_searched_scales_that_lower_the_ir_sqnr_are_not_kept(tiny_torch, digit_sets, tmp_path, monkeypatch):
+    """A search whose result is worse for the whole IR (here: every weight scale halved, the integers kept,
+    so every layer's weights halve) is measured against calibration's scales and dropped."""
+    import qconvert.train.weight_scales as weight_scales
+    from qconvert.ir.values import copy_model
+
+    def halved(qdq, float_model, calib, options=None):
+        result = copy_model(qdq)
+        for node in result.graph:
+            codes = node.inputs[0].const_value if node.op_type == "DequantizeLinear" else None
+            if codes is not None and codes.dtype.name == "INT8":
+                scale = node.inputs[1]
+                scale.const_value = ir_tensor(scale.const_value.numpy() * np.float32(0.5), scale.name)
+        return result, {"method": "weight-scales", "layers": []}
+
+    monkeypatch.setattr(weight_scales, "search_weight_scales", halved)
+    out = tmp_path / "out"
+    result = _convert(tiny_torch["pt2"], out, "--to", "onnx-qdq", "--calib", digit_sets["calib"],
+                      "--search-weight-scales")
+    assert result.exit_code == 0, result.output
+    [run] = json.loads((out / "report.json").read_text())["training"]
+    facts = run["layers"]
+    assert facts["kept"] == "calibration", facts
+    assert facts["ir_sqnr_db"]["searched"] < facts["ir_sqnr_db"]["calibration"] - 3
+    assert run["after"]["sqnr_db"] == run["before"]["sqnr_db"]
+
+
+def ir_tensor(array, name):
+    import onnx_ir as ir
+
+    return ir.tensor(array, name=name)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--to", "onnx-fp32", "--qat"], "--qat changes the static int8 IR"),
     (["--to", "onnx-fp32", "--search-weight-scales"], "--search-weight-scales changes the static int8 IR"),
