@@ -25,8 +25,7 @@ points and biases stay bit for bit, so every backend lowers the result as any ot
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
@@ -34,11 +33,9 @@ import torch
 from torch import Tensor
 
 from qconvert.errors import UsageError
-from qconvert.ir.values import copy_model
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, Skipped, batched,
-                                      bias_dequantized, device_of, limit_samples, quantized_layers, samples_within,
-                                      seeded)
+from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
+                                      device_of, limit_samples, optimise_layers, samples_within)
 
 ZETA, GAMMA = 1.1, -0.1
 # The default steps per layer, measured (bench/label_free_ptq.py, Adam at 1e-2 on V): the tiny mobilenet
@@ -110,27 +107,20 @@ def adaround(qdq: ir.Model, float_model: ir.Model, calib: Feeds, options: AdaRou
     device = device_of(options.device)
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, CAPTURE_BATCH)
-    result = copy_model(qdq)
-    facts = {"method": "adaround", "options": asdict(options), "layers": []}
-    began = time.perf_counter()
-    with seeded(options.seed, options.threads):
-        float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
-        for layer in quantized_layers(result, float_model):
-            if isinstance(layer, Skipped):
-                facts["layers"].append({"layer": layer.name, "op": layer.op, "skipped": layer.reason})
-                continue
-            base, v = initial_rounding(layer)
-            if np.abs(hard_codes(layer, base, v) - layer.codes.const_value.numpy()).max(initial=0) > 1:
-                # a QAT-trained IR, or a float IR it was not quantized from: W/s says nothing of its codes
-                facts["layers"].append({"layer": layer.name, "op": layer.node.op_type,
-                                        "skipped": "integer weights are not the float weight rounded"})
-                continue
-            start = time.perf_counter()
-            record = _round_layer(result, layer, float_capture, calib, batch, options, device)
-            record["seconds"] = round(time.perf_counter() - start, 3)
-            facts["layers"].append(record)
-    facts["seconds"] = round(time.perf_counter() - began, 3)
-    return result, facts
+    float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
+
+    def round_layer(model: ir.Model, layer: QuantizedLayer) -> dict:
+        return _round_layer(model, layer, float_capture, calib, batch, options, device)
+
+    return optimise_layers(qdq, float_model, "adaround", options, options.seed, round_layer, _not_rounded_from_float)
+
+
+def _not_rounded_from_float(layer: QuantizedLayer) -> str | None:
+    """A QAT-trained IR, or a float IR it was not quantized from: W/s then says nothing of its codes."""
+    base, v = initial_rounding(layer)
+    if np.abs(hard_codes(layer, base, v) - layer.codes.const_value.numpy()).max(initial=0) > 1:
+        return "integer weights are not the float weight rounded"
+    return None
 
 
 def _round_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Capture | None, calib: Feeds, batch: int,

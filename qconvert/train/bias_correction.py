@@ -19,19 +19,16 @@ bit for bit, so every backend lowers the result as any other QDQ IR. A layer wit
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
 import torch
 
 from qconvert.errors import UsageError
-from qconvert.ir.values import copy_model
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, Skipped, batched,
-                                      bias_dequantized, channel_means, device_of, limit_samples, quantized_layers,
-                                      seeded)
+from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
+                                      channel_means, device_of, limit_samples, optimise_layers)
 from qconvert.train.writeback import quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -60,24 +57,10 @@ def correct_biases(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     device = device_of(options.device)
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, BATCH)
-    result = copy_model(qdq)
-    facts = {"method": "bias-correction", "options": asdict(options), "layers": []}
-    began = time.perf_counter()
-    with seeded(0, options.threads):
-        float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
-        for layer in quantized_layers(result, float_model):
-            if isinstance(layer, Skipped):
-                facts["layers"].append({"layer": layer.name, "op": layer.op, "skipped": layer.reason})
-                continue
-            if layer.bias is None:
-                facts["layers"].append({"layer": layer.name, "op": layer.node.op_type, "skipped": "no bias"})
-                continue
-            start = time.perf_counter()
-            record = _correct_layer(result, layer, float_capture, calib, batch, device)
-            record["seconds"] = round(time.perf_counter() - start, 3)
-            facts["layers"].append(record)
-    facts["seconds"] = round(time.perf_counter() - began, 3)
-    return result, facts
+    float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
+    return optimise_layers(qdq, float_model, "bias-correction", options, 0,
+                           lambda model, layer: _correct_layer(model, layer, float_capture, calib, batch, device),
+                           lambda layer: "no bias" if layer.bias is None else None)
 
 
 def output_shift(layer: QuantizedLayer, quantized: Capture, reference: Capture | None, calib: Feeds, batch: int,

@@ -1,4 +1,5 @@
-"""Layer-by-layer post-training optimisation of a QDQ IR (AdaRound, bias correction): what both share.
+"""Layer-by-layer post-training optimisation of a QDQ IR (AdaRound, bias correction, the weight-scale search):
+what they share.
 
 - `quantized_layers` finds the Conv, ConvTranspose, Gemm and MatMul nodes whose weight is an integer
   initializer's DequantizeLinear, with the float weight and bias of the float IR they were quantized from
@@ -11,6 +12,8 @@
 - `Capture` records a layer's input on the calibration samples, from the QDQ IR as optimised so far (the
   QDQ IR's function as the torch backend computes it, integer arithmetic included) or from the float IR,
   running the fx program only up to that tensor.
+- `optimise_layers` is the loop all of them run: a copy of the QDQ IR, each layer changed in place in
+  graph order, and the facts the report shows (per layer its record and seconds, or why it was skipped).
 
 The layers are processed in graph (topological) order, each one's input taken from the partially optimised
 program, so a layer sees, and can compensate, the errors of the layers before it.
@@ -18,9 +21,10 @@ program, so a layer sees, and can compensate, the errors of the layers before it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import onnx_ir as ir
@@ -29,6 +33,7 @@ import torch.fx as fx
 from torch import Tensor
 
 from qconvert.backends.torch.program import build
+from qconvert.ir.values import copy_model
 from qconvert.quant.plan import FUSED_ACTIVATIONS, WEIGHTED_OPS, layer_name
 from qconvert.train.fake_quant import weight_range
 
@@ -339,3 +344,30 @@ def device_of(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise UsageError(f"--device {name}: use cpu or cuda")
     return torch.device(name)
+
+
+def optimise_layers(qdq: ir.Model, float_model: ir.Model, method: str, options, seed: int,
+                    optimise: Callable[[ir.Model, QuantizedLayer], dict],
+                    why_not: Callable[[QuantizedLayer], str | None] = lambda layer: None) -> tuple[ir.Model, dict]:
+    """A copy of the QDQ IR with `optimise(copy, layer)` run on each quantized layer in graph order (it changes
+    the layer in place and returns its record), seeded with `seed` on `options.threads` threads; and the facts:
+    the method, its options, per layer the record and its seconds or why it was skipped (quantized_layers'
+    reason or `why_not`'s), and the seconds in all."""
+    result = copy_model(qdq)
+    facts = {"method": method, "options": asdict(options), "layers": []}
+    began = time.perf_counter()
+    with seeded(seed, options.threads):
+        for layer in quantized_layers(result, float_model):
+            if isinstance(layer, Skipped):
+                facts["layers"].append({"layer": layer.name, "op": layer.op, "skipped": layer.reason})
+                continue
+            reason = why_not(layer)
+            if reason:
+                facts["layers"].append({"layer": layer.name, "op": layer.node.op_type, "skipped": reason})
+                continue
+            start = time.perf_counter()
+            record = optimise(result, layer)
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            facts["layers"].append(record)
+    facts["seconds"] = round(time.perf_counter() - began, 3)
+    return result, facts

@@ -27,18 +27,16 @@ lowers.
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
 import torch
 
 from qconvert.errors import UsageError
-from qconvert.ir.values import copy_model
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, Skipped, batched,
-                                      bias_dequantized, device_of, limit_samples, quantized_layers, seeded)
+from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
+                                      device_of, limit_samples, optimise_layers)
 from qconvert.train.writeback import bias_scale, quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -74,24 +72,8 @@ def search_weight_scales(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     device = device_of(options.device)
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, BATCH)
-    result = copy_model(qdq)
-    facts = {"method": "weight-scales", "options": asdict(options), "layers": []}
-    began = time.perf_counter()
-    with seeded(0, options.threads):
-        for layer in quantized_layers(result, float_model):
-            if isinstance(layer, Skipped):
-                facts["layers"].append({"layer": layer.name, "op": layer.op, "skipped": layer.reason})
-                continue
-            reason = _unsearchable(layer)
-            if reason:
-                facts["layers"].append({"layer": layer.name, "op": layer.node.op_type, "skipped": reason})
-                continue
-            start = time.perf_counter()
-            record = _search_layer(result, layer, calib, batch, device)
-            record["seconds"] = round(time.perf_counter() - start, 3)
-            facts["layers"].append(record)
-    facts["seconds"] = round(time.perf_counter() - began, 3)
-    return result, facts
+    return optimise_layers(qdq, float_model, "weight-scales", options, 0,
+                           lambda model, layer: _search_layer(model, layer, calib, batch, device), _unsearchable)
 
 
 def _weight_dequantize(layer: QuantizedLayer) -> ir.Node:
