@@ -20,20 +20,28 @@ def scales(**values: tuple[float, int]) -> str:
     return ", ".join(f"float {name} = {{{s}}}, int8 {name}z = {{{z}}}" for name, (s, z) in values.items())
 
 
-def weights(name: str, shape: tuple[int, ...], seed: int, in_scale: float) -> tuple[str, str]:
-    """A per-output-channel int8 weight and its int32 bias (scale s_in·s_w) as initializers, and the DQ lines."""
+def weights(name: str, shape: tuple[int, ...], seed: int, in_scale: float, per_tensor: bool = False
+            ) -> tuple[str, str]:
+    """An int8 weight per output channel (or per tensor: one scale and no axis attribute, as qconvert's
+    quantizer writes it, where DequantizeLinear's axis is its default 1) and its int32 bias (scale s_in·s_w)
+    as initializers, and the DQ lines."""
     rng = np.random.default_rng(seed)
     out = shape[0]
     q = rng.integers(-127, 128, size=int(np.prod(shape)))
     w_scale = rng.uniform(0.002, 0.01, size=out)
+    if per_tensor:
+        w_scale = np.full(out, w_scale[0])
     bias = rng.integers(-300, 300, size=out)
     dims = ", ".join(map(str, shape))
-    inits = (f"int8[{dims}] {name}q = {{{', '.join(map(str, q))}}}, "
-             f"float[{out}] {name}s = {{{', '.join(f'{v:.6g}' for v in w_scale)}}}, int8[{out}] {name}z = {{{', '.join(['0'] * out)}}}, "
+    weight_scale = (f"float {name}s = {{{w_scale[0]:.6g}}}, int8 {name}z = {{0}}" if per_tensor else
+                    f"float[{out}] {name}s = {{{', '.join(f'{v:.6g}' for v in w_scale)}}}, "
+                    f"int8[{out}] {name}z = {{{', '.join(['0'] * out)}}}")
+    inits = (f"int8[{dims}] {name}q = {{{', '.join(map(str, q))}}}, {weight_scale}, "
              f"int32[{out}] {name}bq = {{{', '.join(map(str, bias))}}}, "
              f"float[{out}] {name}bs = {{{', '.join(f'{float(np.float32(v) * np.float32(in_scale)):.9g}' for v in w_scale)}}}, "
              f"int32[{out}] {name}bz = {{{', '.join(['0'] * out)}}}")
-    lines = (f"{name} = DequantizeLinear <axis=0> ({name}q, {name}s, {name}z)\n"
+    weight_axis = "" if per_tensor else " <axis=0>"
+    lines = (f"{name} = DequantizeLinear{weight_axis} ({name}q, {name}s, {name}z)\n"
              f" {name}b = DequantizeLinear <axis=0> ({name}bq, {name}bs, {name}bz)\n")
     return inits, lines
 
@@ -87,6 +95,16 @@ def test_conv_with_clip_is_one_int8_unit(low, high, out, tmp_path):
 
 def test_conv_relu_still_fuses(tmp_path):
     check(conv_clip(0, 0, (0.01, -128), op="Relu"), {"Conv": 1}, 0.01, tmp_path, spread=3.0)
+
+
+@pytest.mark.parametrize("group", [1, 4])
+def test_conv_with_per_tensor_weights_runs_in_int8(group, tmp_path):
+    """A per-tensor weight's DequantizeLinear has no axis (its default, 1, means nothing for one scale)."""
+    inits, lines = weights("w", (4, 4 // group, 3, 3), seed=6, in_scale=0.03, per_tensor=True)
+    text = model(qdq("x", "sx") + lines + f"c = Conv <group={group}, pads=[1,1,1,1]> (x_d, w, wb)\n"
+                 + qdq("c", "so") + "y = Identity (c_d)", X, "float[N, 4, 8, 8] y",
+                 f"{inits}, {scales(sx=(0.03, 0), so=(0.01, -5))}")
+    check(text, {"Conv": 1}, 0.01, tmp_path, spread=2.0)
 
 
 def test_depthwise_conv_per_channel_with_asymmetric_pads(tmp_path):

@@ -237,11 +237,11 @@ def conv(b, node) -> bool:
     x, weight = b.quant(node.inputs[0]), b.qconsts.get(node.inputs[1].name)
     bias_value = node.inputs[2] if len(node.inputs) > 2 else None
     chain = _output_chain(b, node)
-    if x is None or weight is None or chain is None or weight[0].ndim != 4 or weight[3] != 0:
-        return False
-    if weight[2].any():
+    if x is None or weight is None or chain is None or weight[0].ndim != 4 or weight[2].any():
         return False
     q, scale, zero, axis = weight
+    if scale.size > 1 and axis != 0:  # per-channel scales along the output channels only (a per-tensor
+        return False                  # weight's DequantizeLinear keeps its default axis, 1, which means nothing)
     g = conv_geometry(b, node, list(q.shape))
     interleaved = _interleaved_input(b, node, x, q.shape[1], conv=True) if g["groups"] == 1 else None
     if interleaved is not None:
