@@ -60,10 +60,14 @@ def run(options, name: str, extra: list[str]) -> dict:
     report = json.loads(report_path.read_text())
     top1 = {row["target"]: (row["metrics"] or {}).get("top1") for row in report["rows"]}
     statuses = {row["target"]: row["status"] for row in report["rows"] if row["status"] != "ok"}
+    # what an int8 artifact still runs in float (torch-int8: float fallbacks; onnx-qdq, TFLite: float ops)
+    in_float = {row["target"]: dict((row.get("quantization") or {}).get("float_fallbacks") or {})
+                or list((row.get("quantization") or {}).get("float_ops") or []) for row in report["rows"]}
     print(f"{name}: {wall:.0f} s, " + ", ".join(f"{t} {v:.2f}" for t, v in top1.items() if v is not None),
           flush=True)
     return {"command": shlex.join(argv), "wall_s": wall, "top1": top1, "exit": done.returncode,
-            "not_ok": statuses, "training": report.get("training", [])}
+            "not_ok": statuses, "training": report.get("training", []),
+            "in_float": {target: ops for target, ops in in_float.items() if ops}}
 
 
 def training_lines(runs: dict) -> list[str]:
@@ -118,6 +122,8 @@ def render(options, began: float, manifest: dict, runs: dict) -> str:
                  for t in ("source",) + TARGETS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {facts['wall_s']:.0f} |")
     lines.append("")
+    in_float = [f"{name} {target}: {ops}" for name, facts in runs.items() for target, ops in facts["in_float"].items()]
+    lines += ["- ops the int8 artifacts run in float: " + ("; ".join(in_float) if in_float else "none"), ""]
     qat, distilled, rounded = runs["qat"]["top1"], runs["distilled"]["top1"], runs["adaround"]["top1"]
     qat_gaps = {t: float_top1 - qat[t] for t in TARGETS}
     distill_gaps = {t: qat[t] - distilled[t] for t in TARGETS}
