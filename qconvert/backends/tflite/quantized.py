@@ -116,8 +116,8 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
         converter = converter_for(program)
         configure(converter, io_dtype, allow_float=bool(kept_float), sparse=sparse)
         if not per_channel_weights(model):
-            # Dense layers then keep the IR's one scale. Conv weights, which get no fake-quant op, are given
-            # one scale per channel by the converter whatever this says (reported: weight_scales_match_ir).
+            # Dense layers then keep the IR's one scale (conv weights keep it by their fake-quant op,
+            # ops/conv.py; weight_scales_match_ir checks every weight).
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         with warnings.catch_warnings():  # the input's statistics are its fake-quant op's range
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")

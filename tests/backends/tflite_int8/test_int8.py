@@ -73,19 +73,47 @@ def test_scales_in_the_file_are_the_irs(classifier, io):
         np.testing.assert_allclose(bias["scales"], data["scales"][0] * scales, rtol=1e-5)
 
 
-def test_per_tensor_weights_in_dense_layers_keep_the_irs_scale(tiny_onnx):
+@pytest.fixture(scope="module")
+def depthwise_pt2(tmp_path_factory):
+    """A MobileNet-style net: conv, depthwise conv, pointwise conv, a strided transposed conv, mean, linear."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU6(), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        torch.nn.ReLU6(), torch.nn.Conv2d(8, 16, 1), torch.nn.ReLU(), torch.nn.ConvTranspose2d(16, 8, 3, stride=2),
+        torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10)).eval()
+    path = tmp_path_factory.mktemp("depthwise") / "dw.pt2"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(model, (torch.randn(2, 3, 16, 16),), dynamic_shapes={"input": {0: batch}})
+    torch.export.save(program, path)
+    return path
+
+
+def test_per_tensor_weights_keep_the_irs_one_scale(depthwise_pt2, tmp_path):
+    """Every weighted op, dense and convolutional, holds the IR's one weight scale, and the file computes the
+    IR's function (a per-channel scale derived from the values would round the weights again)."""
     from qconvert.converters import load_source
     from qconvert.passes import cleanup
 
-    graph = cleanup(load_source(str(tiny_onnx)).ir)
+    graph = cleanup(load_source(str(depthwise_pt2)).ir)
     model = quantize_static(graph, random_feeds(specs_from_ir(graph), 16, 3), QuantConfig(per_channel=False))
     assert not quantized.per_channel_weights(model)
     flatbuffer, facts = quantized.convert(model, "int8", EmitOptions(), "tflite-int8")
     inspection = quantized.inspect_flatbuffer(flatbuffer)
-    dense = [op for op in inspection["ops"] if op["op"] == "FULLY_CONNECTED"]
-    assert len(inspection["tensors"][dense[0]["inputs"][1]]["scales"]) == 1
-    # Conv weights get per-channel scales from the converter: reported, not hidden.
-    assert facts["quantization"]["weight_scales_match_ir"] is False
+    weighted = [op for op in inspection["ops"] if op["op"] in WEIGHTED | {"TRANSPOSE_CONV"}]
+    assert {op["op"] for op in weighted} >= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+    assert [len(inspection["tensors"][op["inputs"][1]]["scales"]) for op in weighted] == [1] * len(weighted)
+    assert facts["quantization"]["weight_scales_match_ir"] is True
+    assert not [op["op"] for op in inspection["ops"] if op["float"]]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(flatbuffer)
+    feeds = random_feeds(specs_from_ir(model), 8, 11)
+    session = LiteRTSession(str(path), facts, "cpu", 1)
+    got = session.finish(session.run(session.prepare(feeds)))[0]
+    want = run(model, feeds)[0]
+    assert sqnr_db(want, got) > 35
+    assert np.max(np.abs(got - want)) <= 2 * facts["io"]["outputs"][0]["scale"]
 
 
 @pytest.mark.parametrize("io", ["int8", "uint8"])

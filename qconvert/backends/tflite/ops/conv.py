@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 import tensorflow as tf
 
 from qconvert.backends.tflite import layout
@@ -28,6 +29,29 @@ def _weights(ctx: EmitContext) -> np.ndarray:
     if weights is None:
         raise ctx.unsupported("weights must be constants (TFLite's conv kernels take constant filters)")
     return weights
+
+
+def _per_tensor_weight_scale(ctx: EmitContext) -> float | None:
+    """The scale of an int8 weight the IR quantizes per tensor (a DequantizeLinear of an int8 constant with one
+    scale), else None."""
+    producer = ctx.node.inputs[1].producer() if len(ctx.node.inputs) > 1 and ctx.node.inputs[1] is not None else None
+    if producer is None or producer.op_type != "DequantizeLinear":
+        return None
+    data, scale = producer.inputs[0].const_value, producer.inputs[1].const_value
+    if data is None or scale is None or data.dtype != ir.DataType.INT8 or np.asarray(scale.numpy()).size != 1:
+        return None
+    return float(np.asarray(scale.numpy()).reshape(()))
+
+
+def _filter(ctx: EmitContext, array: np.ndarray):
+    """The filter as TensorFlow reads it: a per-tensor int8 weight through a fake-quant op on the IR's grid
+    (narrow range, ±127·s), so the converter keeps its one scale instead of deriving one per channel from
+    the values; else the constant."""
+    scale = _per_tensor_weight_scale(ctx)
+    if scale is None:
+        return array
+    return tf.quantization.fake_quant_with_min_max_vars(tf.constant(array), -127.0 * scale, 127.0 * scale,
+                                                        num_bits=8, narrow_range=True)
 
 
 def _bias(ctx: EmitContext):
@@ -95,20 +119,18 @@ def conv(ctx: EmitContext) -> None:
         multiplier = out_channels // group
         kernel_hwcm = weights.reshape(group, multiplier, *kernel).transpose(2, 3, 0, 1)
         if dilations == [1, 1]:
-            y = tf.nn.depthwise_conv2d(x, kernel_hwcm, [1, *strides, 1], padding)
+            y = tf.nn.depthwise_conv2d(x, _filter(ctx, kernel_hwcm), [1, *strides, 1], padding)
         else:
             # The raw op carries the dilation into DEPTHWISE_CONV_2D. tf.nn's wrapper spreads it over
             # SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND, which the converter folds back only at a static batch
             # (int8 then left them in float). The raw op has no CPU kernel for it: traced, never run here.
-            y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=tf.constant(kernel_hwcm),
+            y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=_filter(ctx, kernel_hwcm),
                                                  strides=[1, *strides, 1], padding=padding,
                                                  dilations=[1, *dilations, 1])
-    elif group == 1:
-        y = tf.nn.conv2d(x, weights.transpose(2, 3, 1, 0), strides, padding, dilations=dilations)
-    elif _quantized_input(ctx):
+    elif group == 1 or _quantized_input(ctx):
         # Grouped and int8: one grouped CONV_2D (the converter quantizes it from the fake-quant ops
         # around it; split per-group convs would leave their outputs without ranges, in float).
-        y = tf.nn.conv2d(x, weights.transpose(2, 3, 1, 0), strides, padding, dilations=dilations)
+        y = tf.nn.conv2d(x, _filter(ctx, weights.transpose(2, 3, 1, 0)), strides, padding, dilations=dilations)
     else:
         # Grouped: one convolution per group, concatenated (TFLite's grouped CONV_2D is not
         # supported by every delegate).
@@ -198,8 +220,8 @@ def _conv_transpose(ctx: EmitContext, x: tf.Tensor, weights: np.ndarray, bias) -
     same = wanted == [s * st for s, st in zip(sizes, strides)] and not any(output_padding)
     padding = "SAME" if same and _tf_same_transpose_pads(kernel, strides) == pads else "VALID"
     size = wanted if padding == "SAME" else full
-    y = tf.nn.conv2d_transpose(x, weights.transpose(2, 3, 1, 0), tf.stack([batch, *size, out_channels]),
-                               strides, padding)
+    y = tf.nn.conv2d_transpose(x, _filter(ctx, weights.transpose(2, 3, 1, 0)),
+                               tf.stack([batch, *size, out_channels]), strides, padding)
     if padding == "VALID" and wanted != full:
         y = y[:, pads[0][0]:pads[0][0] + wanted[0], pads[1][0]:pads[1][0] + wanted[1], :]
     if bias is not None:

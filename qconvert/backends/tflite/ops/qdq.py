@@ -6,7 +6,9 @@ the 256 levels of the fake-quant op are exactly the IR's grid (zero is a level: 
 nudging leaves the range as it is). The TFLite converter turns each fake-quant op into the tensor's
 scale and zero point (qconvert.backends.tflite.quantized). DequantizeLinear of a constant (the IR's int8
 weights and int32 bias) is folded to float by the emitter before it gets here; the converter re-derives
-the same per-channel weight scale from those values (the largest |w'| of each channel is 127·s).
+the same per-channel weight scale from those values (the largest |w'| of each channel is 127·s). A weight
+the IR quantizes per tensor has no such channel maximum, so the conv emitters (ops/conv.py) put it through
+a narrow-range fake-quant op on ±127·s, which the converter takes as its one scale.
 
 A QuantizeLinear that the int8 lowering marks with ``ARRANGEMENT`` = "ir" (qconvert.backends.tflite.
 int8_lowering) materializes its tensor in the IR's arrangement instead of as held, so that a kernel
