@@ -109,10 +109,10 @@ def adaround(qdq: ir.Model, float_model: ir.Model, calib: Feeds, options: AdaRou
     batch = batch_size_of(qdq, CAPTURE_BATCH)
     float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
 
-    def round_layer(model: ir.Model, layer: QuantizedLayer) -> dict:
-        return _round_layer(model, layer, float_capture, calib, batch, options, device)
+    def rounder(model: ir.Model, layers: list[QuantizedLayer]):
+        return lambda layer: _round_layer(model, layer, float_capture, calib, batch, options, device)
 
-    return optimise_layers(qdq, float_model, "adaround", options, options.seed, round_layer, _not_rounded_from_float)
+    return optimise_layers(qdq, float_model, "adaround", options, options.seed, rounder, _not_rounded_from_float)
 
 
 def _not_rounded_from_float(layer: QuantizedLayer) -> str | None:

@@ -59,7 +59,8 @@ def correct_biases(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     batch = batch_size_of(qdq, BATCH)
     float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
     return optimise_layers(qdq, float_model, "bias-correction", options, 0,
-                           lambda model, layer: _correct_layer(model, layer, float_capture, calib, batch, device),
+                           lambda model, layers: lambda layer: _correct_layer(model, layer, float_capture, calib,
+                                                                              batch, device),
                            lambda layer: "no bias" if layer.bias is None else None)
 
 

@@ -14,6 +14,8 @@ what they share.
   running the fx program only up to that tensor.
 - `optimise_layers` is the loop all of them run: a copy of the QDQ IR, each layer changed in place in
   graph order, and the facts the report shows (per layer its record and seconds, or why it was skipped).
+- `LayerInputs` gives each layer's input from one run of the QDQ IR's program that takes in each layer's
+  new weights as it goes (what a Capture gives, without rebuilding and re-running the program per layer).
 
 The layers are processed in graph (topological) order, each one's input taken from the partially optimised
 program, so a layer sees, and can compensate, the errors of the layers before it.
@@ -299,6 +301,95 @@ class Capture:
         return torch.cat(parts)
 
 
+class LayerInputs:
+    """The QDQ IR's program run once over the calibration samples, stopping at each layer's input in graph
+    order: `of(layer)` gives it; `update(layer)` then puts the layer's new integers and scales into the
+    program, and what runs after it computes with them. Every layer thus sees the layers before it as they
+    were optimised, as a Capture rebuilt and re-run up to each layer would show it, in one pass instead of one
+    per layer. The samples run in batches of `batch` side by side (a program with a fixed batch takes one)."""
+
+    def __init__(self, capture: Capture, layers: list[QuantizedLayer], feeds: Feeds, batch: int):
+        self.capture, device = capture, capture.device
+        values = self.capture.builder.values
+        self.readers: dict[str, int] = {}
+        self.wanted: dict[fx.Node, str] = {}
+        for layer in layers:
+            name = layer.node.inputs[0].name
+            if not isinstance(values.get(name), fx.Node):
+                raise ValueError(f"{layer.name}: its input {name} is not computed by the program")
+            self.wanted[values[name]] = name
+            self.readers[name] = self.readers.get(name, 0) + 1
+        self.interpreter = fx.Interpreter(self.capture.module)  # its user_to_last_uses says what to free
+        count = len(next(iter(feeds.values())))
+        self.batches = [[torch.from_numpy(np.ascontiguousarray(feeds[n][start:start + batch])).to(device)
+                         for n in self.capture.inputs] for start in range(0, count, batch)]
+        self.envs: list[dict] = [{} for _ in self.batches]
+        self.order = list(self.capture.module.graph.nodes)
+        self.placeholders = {node: index for index, node in enumerate(n for n in self.order if n.op == "placeholder")}
+        self.position = 0  # nodes run so far, in graph order
+        self.found: dict[str, Tensor] = {}
+
+    def _run(self, node: fx.Node) -> None:
+        for env, batch in zip(self.envs, self.batches):
+            self.interpreter.env, self.interpreter.args_iter = env, iter(batch[self.placeholders.get(node, 0):])
+            env[node] = self.interpreter.run_node(node)
+
+    def of(self, layer: QuantizedLayer) -> Tensor:
+        """The layer's input on every sample, the program run up to it."""
+        name = layer.node.inputs[0].name
+        with torch.no_grad():
+            while name not in self.found:
+                node = self.order[self.position]
+                self.position += 1
+                self._run(node)
+                if node in self.wanted:
+                    self.found[self.wanted[node]] = torch.cat([env[node].detach().float() for env in self.envs])
+                for dead in self.interpreter.user_to_last_uses.get(node, []):
+                    if dead.op != "get_attr":  # buffers stay at hand for update's recomputation
+                        for env in self.envs:
+                            env.pop(dead, None)
+        self.readers[name] -= 1
+        return self.found[name] if self.readers[name] else self.found.pop(name)
+
+    def update(self, layer: QuantizedLayer) -> None:
+        """The layer's weight, scale and bias initializers as the IR now holds them, into the program's
+        buffers, and what was computed from them already (the weight's dequantization) computed again."""
+        builder, module = self.capture.builder, self.capture.module
+        changed: set[fx.Node] = set()
+        for value in _layer_values(layer):
+            node = builder._buffers.get(value.name)
+            if node is not None:
+                module.get_buffer(node.target).copy_(torch.from_numpy(np.array(value.const_value.numpy())))
+                changed.add(node)
+        revived = []
+        with torch.no_grad():
+            for node in self.order[:self.position]:
+                if node.op == "get_attr" or not any(arg in changed for arg in node.all_input_nodes):
+                    continue
+                if any(arg not in self.envs[0] for arg in node.all_input_nodes):
+                    raise ValueError(f"{layer.name}: {node.name} reads its weight and a value no longer held")
+                if node not in self.envs[0]:
+                    revived.append(node)  # freed already; its readers may still be held
+                self._run(node)
+                changed.add(node)
+        for node in revived:
+            for env in self.envs:
+                env.pop(node, None)
+
+
+def _layer_values(layer: QuantizedLayer) -> list[ir.Value]:
+    """The initializers that make the layer's weight and bias: integers, scales, zero points."""
+    values = []
+    for integers in (layer.codes, layer.bias):
+        if integers is None:
+            continue
+        values.append(integers)
+        dequantize = next((n for n, i in integers.uses() if n.op_type == "DequantizeLinear" and i == 0), None)
+        if dequantize is not None:
+            values += [v for v in dequantize.inputs[1:] if v is not None and v.const_value is not None]
+    return values
+
+
 def limit_samples(feeds: Feeds, count: int) -> Feeds:
     return {name: array[:count] for name, array in feeds.items()}
 
@@ -347,26 +438,27 @@ def device_of(name: str) -> torch.device:
 
 
 def optimise_layers(qdq: ir.Model, float_model: ir.Model, method: str, options, seed: int,
-                    optimise: Callable[[ir.Model, QuantizedLayer], dict],
+                    optimiser: Callable[[ir.Model, list[QuantizedLayer]], Callable[[QuantizedLayer], dict]],
                     why_not: Callable[[QuantizedLayer], str | None] = lambda layer: None) -> tuple[ir.Model, dict]:
-    """A copy of the QDQ IR with `optimise(copy, layer)` run on each quantized layer in graph order (it changes
-    the layer in place and returns its record), seeded with `seed` on `options.threads` threads; and the facts:
-    the method, its options, per layer the record and its seconds or why it was skipped (quantized_layers'
-    reason or `why_not`'s), and the seconds in all."""
+    """A copy of the QDQ IR with each of its quantized layers optimised in graph order, seeded with `seed` on
+    `options.threads` threads: `optimiser(copy, layers)` is given the copy and the layers to optimise, and
+    returns the function that changes one of them in place and returns its record. The facts: the method,
+    its options, per layer the record and its seconds or why it was skipped (quantized_layers' reason or
+    `why_not`'s), and the seconds in all."""
     result = copy_model(qdq)
     facts = {"method": method, "options": asdict(options), "layers": []}
     began = time.perf_counter()
     with seeded(seed, options.threads):
-        for layer in quantized_layers(result, float_model):
-            if isinstance(layer, Skipped):
-                facts["layers"].append({"layer": layer.name, "op": layer.op, "skipped": layer.reason})
-                continue
-            reason = why_not(layer)
+        found = quantized_layers(result, float_model)
+        reasons = [layer.reason if isinstance(layer, Skipped) else why_not(layer) for layer in found]
+        optimise = optimiser(result, [layer for layer, reason in zip(found, reasons) if not reason])
+        for layer, reason in zip(found, reasons):
             if reason:
-                facts["layers"].append({"layer": layer.name, "op": layer.node.op_type, "skipped": reason})
+                op = layer.op if isinstance(layer, Skipped) else layer.node.op_type
+                facts["layers"].append({"layer": layer.name, "op": op, "skipped": reason})
                 continue
             start = time.perf_counter()
-            record = optimise(result, layer)
+            record = optimise(layer)
             record["seconds"] = round(time.perf_counter() - start, 3)
             facts["layers"].append(record)
     facts["seconds"] = round(time.perf_counter() - began, 3)

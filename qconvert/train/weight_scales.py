@@ -35,8 +35,8 @@ import torch
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
-                                      device_of, limit_samples, optimise_layers)
+from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, LayerInputs, QuantizedLayer, batched,
+                                      bias_dequantized, device_of, limit_samples, optimise_layers)
 from qconvert.train.writeback import bias_scale, quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -49,6 +49,9 @@ FINE = np.arange(-7, 8, dtype=np.float64)
 # full-resolution conv needs few images) and multiply-accumulates per run of the layer (26 runs per layer)
 POSITIONS = 1 << 16
 MACS = 1 << 30
+# the one pass over the program (LayerInputs) holds about LIVE_TENSORS layer inputs and outputs per sample
+STREAM_BYTES = 1 << 31
+LIVE_TENSORS = 4
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,19 @@ def search_weight_scales(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     device = device_of(options.device)
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, BATCH)
-    return optimise_layers(qdq, float_model, "weight-scales", options, 0,
-                           lambda model, layer: _search_layer(model, layer, calib, batch, device), _unsearchable)
+
+    def searcher(model: ir.Model, layers: list[QuantizedLayer]):
+        capture, opset = Capture(model, device), model.opset_imports.get("", 13)
+        counts = _sample_counts(capture, layers, calib, opset)
+        inputs = LayerInputs(capture, layers, limit_samples(calib, max(counts.values(), default=1)), batch)
+
+        def search(layer: QuantizedLayer) -> dict:
+            record = _search_layer(layer, inputs.of(layer)[:counts[id(layer)]], opset, device)
+            inputs.update(layer)
+            return record
+        return search
+
+    return optimise_layers(qdq, float_model, "weight-scales", options, 0, searcher, _unsearchable)
 
 
 def _weight_dequantize(layer: QuantizedLayer) -> ir.Node:
@@ -94,11 +108,10 @@ def _unsearchable(layer: QuantizedLayer) -> str | None:
     return None
 
 
-def _search_layer(model: ir.Model, layer: QuantizedLayer, calib: Feeds, batch: int, device: torch.device) -> dict:
-    """Choose one layer's α in place in `model` (the QDQ IR as searched so far): the coarse grid, then the
-    fine one around each scale's best coarse α."""
-    x_q = _layer_input(model, layer, calib, batch, device)
-    function = LayerFunction(layer, tuple(x_q.shape), model.opset_imports.get("", 13)).to(device)
+def _search_layer(layer: QuantizedLayer, x_q: torch.Tensor, opset: int, device: torch.device) -> dict:
+    """Choose one layer's α in place in the QDQ IR (as searched so far), on its input there: the coarse
+    grid, then the fine one around each scale's best coarse α."""
+    function = LayerFunction(layer, tuple(x_q.shape), opset).to(device)
     bias = _float_bias(layer)
     b = torch.from_numpy(bias).to(device) if bias is not None else None
     weight = torch.from_numpy(layer.weight).to(device)
@@ -149,21 +162,26 @@ def _search_layer(model: ir.Model, layer: QuantizedLayer, calib: Feeds, batch: i
             "mse_calibration": before / count, "mse": after / count}
 
 
-def _layer_input(model: ir.Model, layer: QuantizedLayer, calib: Feeds, batch: int, device: torch.device):
-    """The layer's input in the QDQ IR on as many calibration samples as keep its output to about POSITIONS
-    positions per channel and one run of it to about MACS multiply-accumulates (every sample for a small
-    layer; a few images for a full-resolution conv or a wide one)."""
-    capture = Capture(model, device)
-    name = layer.node.inputs[0].name
-    probe = capture.tensor(name, limit_samples(calib, 1), 1)
-    function = LayerFunction(layer, tuple(probe.shape), model.opset_imports.get("", 13)).to(device)
+def _sample_counts(capture: Capture, layers: list[QuantizedLayer], calib: Feeds, opset: int) -> dict[int, int]:
+    """Per layer (by id), the calibration samples that keep its output to about POSITIONS positions per
+    channel and one run of it to about MACS multiply-accumulates (every sample for a small layer; a few
+    images for a full-resolution conv or a wide one), and that keep the one pass of LayerInputs, which holds
+    a few layers' inputs and outputs on every sample at once, within STREAM_BYTES. Shapes from one sample."""
+    probe = LayerInputs(capture, layers, limit_samples(calib, 1), 1)
+    available = len(next(iter(calib.values())))
+    counts, widest = {}, 1
     with torch.no_grad():
-        output = function(probe, torch.from_numpy(layer.weight).to(device), None)[0]
-    channels = output.shape[layer.output_axis]
-    positions = max(output.numel() // channels, 1)
-    macs = output.numel() * layer.weight.size // max(channels, 1)
-    count = min(len(next(iter(calib.values()))), POSITIONS // positions, MACS // max(macs, 1))
-    return capture.tensor(name, limit_samples(calib, max(count, 1)), batch)
+        for layer in layers:
+            x = probe.of(layer)
+            output = LayerFunction(layer, tuple(x.shape), opset).to(capture.device)(
+                x, torch.from_numpy(layer.weight).to(capture.device), None)[0]
+            channels = output.shape[layer.output_axis]
+            positions = max(output.numel() // channels, 1)
+            macs = output.numel() * layer.weight.size // max(channels, 1)
+            counts[id(layer)] = max(1, min(available, POSITIONS // positions, MACS // max(macs, 1)))
+            widest = max(widest, (x.numel() + output.numel()) * 4)
+    cap = max(1, STREAM_BYTES // (LIVE_TENSORS * widest))
+    return {key: min(count, cap) for key, count in counts.items()}
 
 
 def _channel_errors(function: LayerFunction, layer: QuantizedLayer, x_q: torch.Tensor, targets: list[torch.Tensor],
@@ -172,9 +190,9 @@ def _channel_errors(function: LayerFunction, layer: QuantizedLayer, x_q: torch.T
     w_q = torch.clamp(torch.round(weight / scale), layer.low, layer.high) * scale
     total = None
     for part, target in zip(batched(len(x_q), BATCH), targets):
-        error = (function(x_q[part], w_q, bias)[1] - target).double().square()
+        error = (function(x_q[part], w_q, bias)[1] - target).square()
         axis = layer.output_axis % error.dim()
-        sums = error.transpose(0, axis).reshape(error.shape[axis], -1).sum(dim=1)
+        sums = error.sum(dim=[d for d in range(error.dim()) if d != axis], dtype=torch.float64)
         total = sums if total is None else total + sums
     return total
 
