@@ -56,7 +56,7 @@ LIVE_TENSORS = 4
 
 @dataclass(frozen=True)
 class WeightScaleOptions:
-    samples: int = 64  # calibration samples used at most (the program runs up to each layer on them)
+    samples: int = 64  # calibration samples used at most (one pass of the program runs on them)
     device: str = "cpu"
     threads: int | None = None
 
