@@ -28,7 +28,7 @@ import torch
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
 from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
-                                      channel_means, device_of, limit_samples, optimise_layers)
+                                      channel_means, dequantize_of, device_of, limit_samples, optimise_layers)
 from qconvert.train.writeback import quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -102,7 +102,7 @@ def _correct_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Captur
     if old.dtype.kind == "f":
         codes = corrected
     else:
-        dequantize = next(n for n, i in value.uses() if n.op_type == "DequantizeLinear" and i == 0)
+        dequantize = dequantize_of(value)
         axis = dequantize.attributes["axis"].value if "axis" in dequantize.attributes else 1
         info = np.iinfo(old.dtype)
         scale = dequantize.inputs[1].const_value.numpy()  # s_x·s_w as the IR holds it: the grid kernels add on

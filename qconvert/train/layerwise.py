@@ -179,6 +179,11 @@ def _bias(node: ir.Node, qdq: ir.Model, floats: dict[str, np.ndarray]) -> tuple[
     return None, None
 
 
+def dequantize_of(integers: ir.Value) -> ir.Node | None:
+    """The DequantizeLinear that reads the integer initializer `integers`, else None."""
+    return next((n for n, i in integers.uses() if n.op_type == "DequantizeLinear" and i == 0), None)
+
+
 def bias_dequantized(layer: QuantizedLayer) -> np.ndarray | None:
     """The bias the QDQ IR adds (int32 codes times s_x·s_w, or a float bias as it is)."""
     if layer.bias is None:
@@ -186,8 +191,7 @@ def bias_dequantized(layer: QuantizedLayer) -> np.ndarray | None:
     array = layer.bias.const_value.numpy()
     if array.dtype.kind == "f":
         return array.astype(np.float32)
-    dequantize = next(n for n, i in layer.bias.uses() if n.op_type == "DequantizeLinear" and i == 0)
-    scale = _constant(dequantize.inputs[1]).astype(np.float32)
+    scale = _constant(dequantize_of(layer.bias).inputs[1]).astype(np.float32)
     return (array.astype(np.float32) * scale).astype(np.float32)
 
 
@@ -384,7 +388,7 @@ def _layer_values(layer: QuantizedLayer) -> list[ir.Value]:
         if integers is None:
             continue
         values.append(integers)
-        dequantize = next((n for n, i in integers.uses() if n.op_type == "DequantizeLinear" and i == 0), None)
+        dequantize = dequantize_of(integers)
         if dequantize is not None:
             values += [v for v in dequantize.inputs[1:] if v is not None and v.const_value is not None]
     return values

@@ -36,7 +36,7 @@ import torch
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
 from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, LayerInputs, QuantizedLayer, batched,
-                                      bias_dequantized, device_of, limit_samples, optimise_layers)
+                                      bias_dequantized, dequantize_of, device_of, limit_samples, optimise_layers)
 from qconvert.train.writeback import bias_scale, quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -91,7 +91,7 @@ def search_weight_scales(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
 
 
 def _weight_dequantize(layer: QuantizedLayer) -> ir.Node:
-    return next(node for node, index in layer.codes.uses() if node.op_type == "DequantizeLinear" and index == 0)
+    return dequantize_of(layer.codes)
 
 
 def _unsearchable(layer: QuantizedLayer) -> str | None:
@@ -102,7 +102,7 @@ def _unsearchable(layer: QuantizedLayer) -> str | None:
     if layer.low != -layer.high or np.any(layer.zero != 0):
         return "asymmetric weights"
     if layer.bias is not None and layer.bias.const_value.dtype == ir.DataType.INT32:
-        bias_scale_value = next(n for n, i in layer.bias.uses() if n.op_type == "DequantizeLinear").inputs[1]
+        bias_scale_value = dequantize_of(layer.bias).inputs[1]
         if len(list(bias_scale_value.uses())) != 1:
             return "bias scale shared with another tensor"
     return None
@@ -213,7 +213,7 @@ def _rewrite(layer: QuantizedLayer, scale: np.ndarray, bias: np.ndarray | None) 
     layer.scale = scale
     if layer.bias is None or layer.bias.const_value.dtype != ir.DataType.INT32:
         return
-    bias_dequantize = next(n for n, i in layer.bias.uses() if n.op_type == "DequantizeLinear" and i == 0)
+    bias_dequantize = dequantize_of(layer.bias)
     grid = bias_scale(bias_dequantize)
     bias_scale_value = bias_dequantize.inputs[1]
     bias_scale_value.const_value = ir.tensor(grid.reshape(bias_scale_value.const_value.shape.dims),
