@@ -34,8 +34,9 @@ from torch import Tensor
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
-                                      device_of, limit_samples, optimise_layers, samples_within)
+from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, LayerInputs, QuantizedLayer, batched,
+                                      bias_dequantized, device_of, limit_samples, optimise_layers, samples_within,
+                                      stream_samples)
 
 ZETA, GAMMA = 1.1, -0.1
 # The default steps per layer, measured (bench/label_free_ptq.py, Adam at 1e-2 on V): the tiny mobilenet
@@ -107,10 +108,28 @@ def adaround(qdq: ir.Model, float_model: ir.Model, calib: Feeds, options: AdaRou
     device = device_of(options.device)
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, CAPTURE_BATCH)
-    float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
 
     def rounder(model: ir.Model, layers: list[QuantizedLayer]):
-        return lambda layer: _round_layer(model, layer, float_capture, calib, batch, options, device)
+        # Two single passes: the QDQ IR as rounded so far (taking in each layer's new integers), and
+        # the float IR for the "float" target
+        quantized = Capture(model, device)
+        names = [layer.input for layer in layers]
+        floats = [layer.float_input for layer in layers if layer.float_input is not None]
+        reference = Capture(float_model, device) if options.target_inputs == "float" and floats else None
+        count = min(stream_samples(quantized, names, calib),
+                    stream_samples(reference, floats, calib) if reference is not None else options.samples)
+        feeds = limit_samples(calib, count)
+        inputs = LayerInputs(quantized, names, feeds, batch)
+        float_inputs = LayerInputs(reference, floats, feeds, batch) if reference is not None else None
+        opset = model.opset_imports.get("", 13)
+
+        def round_layer(layer: QuantizedLayer) -> dict:
+            x_q = inputs.of(layer.input)
+            x_ref = float_inputs.of(layer.float_input) if layer.float_input is not None and float_inputs else None
+            record = _round_layer(layer, x_q, x_ref, opset, options, device)
+            inputs.update(layer)
+            return record
+        return round_layer
 
     return optimise_layers(qdq, float_model, "adaround", options, options.seed, rounder, _not_rounded_from_float)
 
@@ -123,14 +142,16 @@ def _not_rounded_from_float(layer: QuantizedLayer) -> str | None:
     return None
 
 
-def _round_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Capture | None, calib: Feeds, batch: int,
-                 options: AdaRoundOptions, device: torch.device) -> dict:
-    """Optimise one layer's rounding in place in `model` (the QDQ IR as rounded so far)."""
+def _round_layer(layer: QuantizedLayer, x_q: Tensor, x_ref: Tensor | None, opset: int, options: AdaRoundOptions,
+                 device: torch.device) -> dict:
+    """Optimise one layer's rounding in place in the QDQ IR (as rounded so far), on its input there `x_q`
+    and, for the "float" target, the float IR's `x_ref`."""
+    target_kind = "quantized" if x_ref is None else "float"
     budget = int(options.memory_mb * (1 << 20))
-    x_q = Capture(model, device).tensor(layer.node.inputs[0].name, calib, batch, budget // 2)
-    function = LayerFunction(layer, tuple(x_q.shape), model.opset_imports.get("", 13)).to(device)
-    use_float = float_capture is not None and layer.float_input is not None
-    x_ref = float_capture.tensor(layer.float_input, limit_samples(calib, len(x_q)), batch) if use_float else x_q
+    count = samples_within(budget // 2, x_q)
+    x_q = x_q[:count]
+    x_ref = x_q if x_ref is None else x_ref[:count]
+    function = LayerFunction(layer, tuple(x_q.shape), opset).to(device)
     weight = torch.from_numpy(layer.weight).to(device)
     float_bias = layer.bias_float if layer.bias_float is not None else bias_dequantized(layer)
     b_float = torch.from_numpy(float_bias).to(device) if float_bias is not None else None
@@ -138,9 +159,9 @@ def _round_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Capture 
     b_q = torch.from_numpy(b_q).to(device) if b_q is not None else None
     with torch.no_grad():
         target = torch.cat([function(x_ref[part], weight, b_float)[1] for part in batched(len(x_ref), CAPTURE_BATCH)])
-    del x_ref
     count = samples_within(budget, x_q, target)
     x_q, target = x_q[:count], target[:count]
+    del x_ref
 
     base_np, v_np = initial_rounding(layer)
     nearest = hard_codes(layer, base_np, v_np)
@@ -188,6 +209,6 @@ def _round_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Capture 
     value = layer.codes
     value.const_value = ir.tensor(codes.astype(value.const_value.dtype.numpy()), name=value.name)
     return {"layer": layer.name, "op": layer.node.op_type, "weights": int(codes.size), "samples": int(count),
-            "target": "float" if float_capture is not None and layer.float_input is not None else "quantized",
+            "target": target_kind,
             "mse_nearest": before, "mse_adaround": after, "kept": kept, "mse": min(before, after),
             "flipped": float(np.mean(rounded != nearest))}

@@ -76,7 +76,7 @@ def output_shift(layer: QuantizedLayer, quantized: Capture, reference: Capture |
     with torch.no_grad():
         for part in batched(len(next(iter(calib.values()))), batch):
             feeds = {name: array[part] for name, array in calib.items()}
-            x_q = quantized.tensor(layer.node.inputs[0].name, feeds, batch)
+            x_q = quantized.tensor(layer.input, feeds, batch)
             x_ref = reference.tensor(layer.float_input, feeds, batch) if reference is not None else x_q
             if function is None:
                 function = LayerFunction(layer, tuple(x_q.shape), opset).to(device)

@@ -15,7 +15,10 @@ what they share.
 - `optimise_layers` is the loop all of them run: a copy of the QDQ IR, each layer changed in place in
   graph order, and the facts the report shows (per layer its record and seconds, or why it was skipped).
 - `LayerInputs` gives each layer's input from one run of the QDQ IR's program that takes in each layer's
-  new weights as it goes (what a Capture gives, without rebuilding and re-running the program per layer).
+  new weights as it goes (what a Capture gives, without rebuilding and re-running the program per layer),
+  or from one run of the float IR's. AdaRound and the weight-scale search read it; bias correction keeps a
+  Capture per layer, which runs every calibration sample through in batches where one pass would hold them
+  all at once.
 
 The layers are processed in graph (topological) order, each one's input taken from the partially optimised
 program, so a layer sees, and can compensate, the errors of the layers before it.
@@ -40,6 +43,10 @@ from qconvert.quant.plan import FUSED_ACTIVATIONS, WEIGHTED_OPS, layer_name
 from qconvert.train.fake_quant import weight_range
 
 TARGET = "layerwise"  # the name an UnsupportedOpError gives these programs
+# LayerInputs holds about LIVE_TENSORS tensors per sample at once (a layer's input and the values around it);
+# stream_samples keeps them within STREAM_BYTES
+STREAM_BYTES = 1 << 31
+LIVE_TENSORS = 4
 Feeds = dict[str, np.ndarray]
 
 
@@ -71,6 +78,11 @@ class QuantizedLayer:
         """The float weight the codes stand for, in float32 as DequantizeLinear computes it."""
         s, z = self.shaped(self.scale).astype(np.float32), self.shaped(self.zero).astype(np.float32)
         return ((codes.astype(np.float32) - z) * s).astype(np.float32)
+
+    @property
+    def input(self) -> str:
+        """The layer's input in the QDQ IR (what it quantizes at run time)."""
+        return self.node.inputs[0].name
 
     @property
     def output_axis(self) -> int:
@@ -306,21 +318,21 @@ class Capture:
 
 
 class LayerInputs:
-    """The QDQ IR's program run once over the calibration samples, stopping at each layer's input in graph
-    order: `of(layer)` gives it; `update(layer)` then puts the layer's new integers and scales into the
-    program, and what runs after it computes with them. Every layer thus sees the layers before it as they
-    were optimised, as a Capture rebuilt and re-run up to each layer would show it, in one pass instead of one
-    per layer. The samples run in batches of `batch` side by side (a program with a fixed batch takes one)."""
+    """A program run once over the calibration samples, stopping at each of the tensors `names` (the
+    layers' inputs) in graph order: `of(name)` gives it; for a QDQ IR's program, `update(layer)` then puts
+    the layer's new integers and scales into the program, and what runs after it computes with them. Every
+    layer thus sees the layers before it as they were optimised, as a Capture rebuilt and re-run up to each
+    layer would show it, in one pass instead of one per layer. The samples run in batches of `batch` side
+    by side (a program with a fixed batch takes one); stream_samples says how many fit."""
 
-    def __init__(self, capture: Capture, layers: list[QuantizedLayer], feeds: Feeds, batch: int):
+    def __init__(self, capture: Capture, names: list[str], feeds: Feeds, batch: int):
         self.capture, device = capture, capture.device
         values = self.capture.builder.values
         self.readers: dict[str, int] = {}
         self.wanted: dict[fx.Node, str] = {}
-        for layer in layers:
-            name = layer.node.inputs[0].name
+        for name in names:
             if not isinstance(values.get(name), fx.Node):
-                raise ValueError(f"{layer.name}: its input {name} is not computed by the program")
+                raise ValueError(f"tensor {name} is not computed by the program")
             self.wanted[values[name]] = name
             self.readers[name] = self.readers.get(name, 0) + 1
         self.interpreter = fx.Interpreter(self.capture.module)  # its user_to_last_uses says what to free
@@ -338,9 +350,8 @@ class LayerInputs:
             self.interpreter.env, self.interpreter.args_iter = env, iter(batch[self.placeholders.get(node, 0):])
             env[node] = self.interpreter.run_node(node)
 
-    def of(self, layer: QuantizedLayer) -> Tensor:
-        """The layer's input on every sample, the program run up to it."""
-        name = layer.node.inputs[0].name
+    def of(self, name: str) -> Tensor:
+        """The tensor on every sample, the program run up to it; asked for once per time it was named."""
         with torch.no_grad():
             while name not in self.found:
                 node = self.order[self.position]
@@ -392,6 +403,16 @@ def _layer_values(layer: QuantizedLayer) -> list[ir.Value]:
         if dequantize is not None:
             values += [v for v in dequantize.inputs[1:] if v is not None and v.const_value is not None]
     return values
+
+
+def stream_samples(capture: Capture, names: list[str], feeds: Feeds) -> int:
+    """The samples LayerInputs over these tensors may take at once: about LIVE_TENSORS of the widest of them
+    per sample (a layer's input and the values around it) within STREAM_BYTES. Sizes from one sample."""
+    if not names:
+        return len(next(iter(feeds.values())))
+    probe = LayerInputs(capture, names, limit_samples(feeds, 1), 1)
+    widest = max(probe.of(name).numel() * 4 for name in names)
+    return max(1, STREAM_BYTES // (LIVE_TENSORS * widest))
 
 
 def limit_samples(feeds: Feeds, count: int) -> Feeds:

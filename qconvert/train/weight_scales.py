@@ -35,8 +35,9 @@ import torch
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, LayerInputs, QuantizedLayer, batched,
-                                      bias_dequantized, dequantize_of, device_of, limit_samples, optimise_layers)
+from qconvert.train.layerwise import (LIVE_TENSORS, STREAM_BYTES, Capture, Feeds, LayerFunction, LayerInputs,
+                                      QuantizedLayer, batched, bias_dequantized, dequantize_of, device_of,
+                                      limit_samples, optimise_layers)
 from qconvert.train.writeback import bias_scale, quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -49,9 +50,6 @@ FINE = np.arange(-7, 8, dtype=np.float64)
 # full-resolution conv needs few images) and multiply-accumulates per run of the layer (26 runs per layer)
 POSITIONS = 1 << 16
 MACS = 1 << 30
-# the one pass over the program (LayerInputs) holds about LIVE_TENSORS layer inputs and outputs per sample
-STREAM_BYTES = 1 << 31
-LIVE_TENSORS = 4
 
 
 @dataclass(frozen=True)
@@ -79,10 +77,11 @@ def search_weight_scales(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     def searcher(model: ir.Model, layers: list[QuantizedLayer]):
         capture, opset = Capture(model, device), model.opset_imports.get("", 13)
         counts = _sample_counts(capture, layers, calib, opset)
-        inputs = LayerInputs(capture, layers, limit_samples(calib, max(counts.values(), default=1)), batch)
+        inputs = LayerInputs(capture, [layer.input for layer in layers],
+                             limit_samples(calib, max(counts.values(), default=1)), batch)
 
         def search(layer: QuantizedLayer) -> dict:
-            record = _search_layer(layer, inputs.of(layer)[:counts[id(layer)]], opset, device)
+            record = _search_layer(layer, inputs.of(layer.input)[:counts[id(layer)]], opset, device)
             inputs.update(layer)
             return record
         return search
@@ -167,12 +166,12 @@ def _sample_counts(capture: Capture, layers: list[QuantizedLayer], calib: Feeds,
     channel and one run of it to about MACS multiply-accumulates (every sample for a small layer; a few
     images for a full-resolution conv or a wide one), and that keep the one pass of LayerInputs, which holds
     a few layers' inputs and outputs on every sample at once, within STREAM_BYTES. Shapes from one sample."""
-    probe = LayerInputs(capture, layers, limit_samples(calib, 1), 1)
+    probe = LayerInputs(capture, [layer.input for layer in layers], limit_samples(calib, 1), 1)
     available = len(next(iter(calib.values())))
     counts, widest = {}, 1
     with torch.no_grad():
         for layer in layers:
-            x = probe.of(layer)
+            x = probe.of(layer.input)
             output = LayerFunction(layer, tuple(x.shape), opset).to(capture.device)(
                 x, torch.from_numpy(layer.weight).to(capture.device), None)[0]
             channels = output.shape[layer.output_axis]

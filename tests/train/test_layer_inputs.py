@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from qconvert.ir.values import copy_model
+from qconvert.train import layerwise
 from qconvert.train.layerwise import Capture, LayerInputs, QuantizedLayer, quantized_layers
 from qconvert.train.writeback import quantize_array
 from tests.train.layer_models import every_layer, quantized, samples
@@ -45,15 +46,36 @@ def test_later_layers_see_the_updated_layers_as_a_rebuilt_program_does(batch, we
         qdq = _weights_first(qdq)
     layers = [layer for layer in quantized_layers(qdq, model) if isinstance(layer, QuantizedLayer)]
     assert [layer.name for layer in layers] == ["conv", "depthwise", "transpose", "gemm", "matmul"]
-    inputs = LayerInputs(Capture(qdq, torch.device("cpu")), layers, calib, batch)
+    inputs = LayerInputs(Capture(qdq, torch.device("cpu")), [layer.input for layer in layers], calib, batch)
     differs = []
     for layer in layers:
-        streamed = inputs.of(layer)
-        rebuilt = Capture(qdq, torch.device("cpu")).tensor(layer.node.inputs[0].name, calib, 64)
+        streamed = inputs.of(layer.input)
+        rebuilt = Capture(qdq, torch.device("cpu")).tensor(layer.input, calib, 64)
         torch.testing.assert_close(streamed, rebuilt, rtol=0, atol=0)
-        before = Capture(copy_model(qdq), torch.device("cpu")).tensor(layers[-1].node.inputs[0].name, calib, 64)
+        before = Capture(copy_model(qdq), torch.device("cpu")).tensor(layers[-1].input, calib, 64)
         _halve_weight_scale(layer)
         inputs.update(layer)
-        after = Capture(qdq, torch.device("cpu")).tensor(layers[-1].node.inputs[0].name, calib, 64)
+        after = Capture(qdq, torch.device("cpu")).tensor(layers[-1].input, calib, 64)
         differs.append(not torch.equal(before, after))
     assert differs[:-1] == [True] * (len(layers) - 1)  # each change reached the last layer's input
+
+
+def test_a_float_programs_stream_gives_what_a_capture_gives():
+    model, calib = every_layer(), samples(12, seed=2)
+    qdq = quantized(model, calib, per_channel=True)
+    names = [layer.float_input for layer in quantized_layers(qdq, model) if isinstance(layer, QuantizedLayer)]
+    assert len(names) == 5 and None not in names
+    capture = Capture(model, torch.device("cpu"))
+    inputs = LayerInputs(capture, names, calib, 5)
+    for name in names:
+        torch.testing.assert_close(inputs.of(name), capture.tensor(name, calib, 64), rtol=0, atol=0)
+
+
+def test_stream_samples_keeps_the_widest_tensor_within_the_stream_budget(monkeypatch):
+    model, calib = every_layer(), samples(12, seed=2)
+    capture = Capture(model, torch.device("cpu"))
+    names = [layer.float_input for layer in quantized_layers(quantized(model, calib, per_channel=True), model)]
+    widest = max(capture.tensor(name, calib, 1)[0].numel() * 4 for name in names)
+    assert layerwise.stream_samples(capture, names, calib) == layerwise.STREAM_BYTES // (layerwise.LIVE_TENSORS * widest)
+    monkeypatch.setattr(layerwise, "STREAM_BYTES", layerwise.LIVE_TENSORS * widest * 3)
+    assert layerwise.stream_samples(capture, names, calib) == 3
