@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import describe
+from qconvert.report.format import counts_text
+from qconvert.report.result import float_compute
 
 WORK = Path("build/bench/qat_dwnet")
 TARGETS = ("onnx-qdq", "torch-int8", "tflite-int8")
@@ -60,9 +62,7 @@ def run(options, name: str, extra: list[str]) -> dict:
     report = json.loads(report_path.read_text())
     top1 = {row["target"]: (row["metrics"] or {}).get("top1") for row in report["rows"]}
     statuses = {row["target"]: row["status"] for row in report["rows"] if row["status"] != "ok"}
-    # what an int8 artifact still runs in float (torch-int8: float fallbacks; onnx-qdq, TFLite: float ops)
-    in_float = {row["target"]: dict((row.get("quantization") or {}).get("float_fallbacks") or {})
-                or list((row.get("quantization") or {}).get("float_ops") or []) for row in report["rows"]}
+    in_float = {row["target"]: counts_text(float_compute(row.get("quantization"))) for row in report["rows"]}
     print(f"{name}: {wall:.0f} s, " + ", ".join(f"{t} {v:.2f}" for t, v in top1.items() if v is not None),
           flush=True)
     return {"command": shlex.join(argv), "wall_s": wall, "top1": top1, "exit": done.returncode,

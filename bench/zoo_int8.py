@@ -28,19 +28,18 @@ from pathlib import Path
 from bench.machine import describe
 from bench.zoo import ZOO, _run, convert_command, run_saved
 from models.zoo.registry import select
+from qconvert.report.result import float_compute
 
 TARGETS = ["onnx-qdq", "tflite-int8", "tflite-uint8", "torch-int8"]
 CNN_FAMILIES = ("torchvision", "keras")
 RESULTS = Path("build/zoo/results_int8")
 
 
-def float_facts(target: str, quantization: dict | None) -> list[str]:
-    """What the artifact runs in float (empty: full integer between its inputs and outputs)."""
+def float_facts(quantization: dict | None) -> list[str]:
+    """What the artifact runs in float, an entry per op (empty: full integer between its inputs and outputs)."""
     if not quantization:
         return ["?"]
-    if target == "torch-int8":
-        return sorted(quantization.get("float_fallbacks") or {})
-    found = list(quantization.get("float_ops") or [])
+    found = [op for op, count in float_compute(quantization).items() for _ in range(count)]
     if quantization.get("inner_quantize_ops"):
         found.append(f"{quantization['inner_quantize_ops']} inner QUANTIZE/DEQUANTIZE")
     return found
@@ -58,7 +57,7 @@ def run_one(model, timeout: float) -> dict:
         return result
     result["rows"] = {row["target"]: {"status": row["status"], "sqnr_db": row.get("sqnr_db"),
                                       "error": row.get("error"),
-                                      "float": float_facts(row["target"], row.get("quantization"))}
+                                      "float": float_facts(row.get("quantization"))}
                       for row in report["rows"] if row["target"] in TARGETS}
     result["parity"] = report.get("int8_parity") or []
     return result

@@ -26,3 +26,8 @@ def metrics_text(metrics: dict[str, float] | None) -> str:
     if not metrics:
         return MISSING
     return " ".join(f"{name} {number(value, SPECS.get(name, '.4g'))}" for name, value in metrics.items())
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """Op counts as "Conv ×20, Mul ×3"."""
+    return ", ".join(f"{name} ×{number(count, 'd')}" for name, count in counts.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -54,6 +55,21 @@ class Row:
     @property
     def ok(self) -> bool:
         return self.status in (Status.OK, Status.SKIPPED)
+
+    @property
+    def float_compute(self) -> dict[str, int]:
+        return float_compute(self.quantization)
+
+
+def float_compute(quantization: dict | None) -> dict[str, int]:
+    """What an int8 artifact computes in float, op type -> count, from its emitter's facts (the one reading
+    of them): torch-int8's float fallbacks, onnx-qdq's float ops ("Op node", from onnxruntime's optimized
+    graph), TFLite's float ops (a file with layers kept float). Empty: integer kernels throughout."""
+    quantization = quantization or {}
+    found = Counter(dict(quantization.get("float_fallbacks") or {}))
+    for op in quantization.get("float_ops") or []:
+        found[op.split()[0]] += 1
+    return dict(sorted(found.items()))
 
 
 @dataclass

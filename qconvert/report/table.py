@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from qconvert.report.columns import Align, Column, TextTable, Tone, text
-from qconvert.report.format import metrics_text
+from qconvert.report.format import counts_text, metrics_text
 from qconvert.report.render import to_rich
 from qconvert.report.result import ConversionResult, Row, Status
 
@@ -33,9 +33,11 @@ def row_columns(result: ConversionResult) -> list[Column]:
 
 
 def caption(result: ConversionResult) -> str:
+    in_float = [f"{row.target} {counts_text(row.float_compute)}" for row in result.rows if row.float_compute]
     return (f"parity on {result.parity_samples} {result.parity_data} samples; time: median of timed runs; "
             "zip: deflate level 9"
             + (f"; int8 layers kept float: {', '.join(result.float_layers)}" if result.float_layers else "")
+            + (f"; int8 artifacts computing ops in float: {'; '.join(in_float)}" if in_float else "")
             + ("; after QAT the int8 rows' parity floor is checked against the trained QDQ IR (ir_sqnr_db)"
                if any(run.stage == "qat" for run in result.training) else ""))
 

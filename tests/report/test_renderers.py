@@ -106,6 +106,19 @@ def test_every_renderer_shows_the_same_cells():
     assert TextTable(spec.title, spec.columns, from_json).cells() == cells
 
 
+def test_the_caption_names_what_each_int8_artifact_computes_in_float():
+    result = full_result()
+    assert "computing ops in float" not in report_spec(result).caption
+    rows = {row.target: row for row in result.rows}
+    rows["torch-int8"].quantization = {"int8_kernels": {"Conv": 3}, "float_fallbacks": {"Conv": 2, "Sigmoid": 1}}
+    rows["onnx-qdq"].quantization = {"float_ops": ["Mul node_Mul_1", "Mul node_Mul_2", "Conv node_Conv_0"]}
+    rows["tflite-int8"].quantization = {"float_ops": [], "float_layers": []}
+    caption = report_spec(result).caption
+    assert ("; int8 artifacts computing ops in float: onnx-qdq Conv ×1, Mul ×2; "
+            "torch-int8 Conv ×2, Sigmoid ×1;") in caption
+    assert rows["tflite-int8"].float_compute == {}
+
+
 def test_status_is_typed_and_json_keeps_the_words():
     row = Row("x", "onnxruntime", "ok")
     assert row.status is Status.OK

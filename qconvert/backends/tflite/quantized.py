@@ -145,7 +145,7 @@ def convert(model: ir.Model, io_dtype: str, options: EmitOptions, target: str) -
     facts["quantization"] = {
         "io_dtype": io_dtype,
         "float_layers": kept_float,
-        "float_ops": sorted({op["op"] for op in float_ops}),
+        "float_ops": sorted(op["op"] for op in float_ops),
         "inner_quantize_ops": len(inner),
         "ops": len(inspection["ops"]),
         "scales_checked": scales["checked"],
