@@ -34,9 +34,8 @@ from torch import Tensor
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, LayerInputs, QuantizedLayer, batched,
-                                      bias_dequantized, device_of, limit_samples, optimise_layers, samples_within,
-                                      stream_samples)
+from qconvert.train.layerwise import (Feeds, LayerFunction, LayerStreams, QuantizedLayer, batched,
+                                      bias_dequantized, device_of, limit_samples, optimise_layers, samples_within)
 
 ZETA, GAMMA = 1.1, -0.1
 # The default steps per layer, measured (bench/label_free_ptq.py, Adam at 1e-2 on V): the tiny mobilenet
@@ -57,7 +56,7 @@ class AdaRoundOptions:
     warmup: float = 0.2  # fraction of the steps without the rounding regulariser
     beta: tuple[float, float] = (20.0, 2.0)  # β from, to
     lr: float = 1e-2  # Adam on V
-    samples: int = 1024  # calibration samples used at most
+    samples: int = 1024  # calibration samples used at most (fewer where one pass cannot hold them: stream_samples)
     memory_mb: float = 1024  # a layer's stored inputs and targets at most (about): fewer samples where larger
     target_inputs: str = "float"  # float | quantized (see the module docstring)
     seed: int = 0
@@ -110,24 +109,12 @@ def adaround(qdq: ir.Model, float_model: ir.Model, calib: Feeds, options: AdaRou
     batch = batch_size_of(qdq, CAPTURE_BATCH)
 
     def rounder(model: ir.Model, layers: list[QuantizedLayer]):
-        # Two single passes: the QDQ IR as rounded so far (taking in each layer's new integers), and
-        # the float IR for the "float" target
-        quantized = Capture(model, device)
-        names = [layer.input for layer in layers]
-        floats = [layer.float_input for layer in layers if layer.float_input is not None]
-        reference = Capture(float_model, device) if options.target_inputs == "float" and floats else None
-        count = min(stream_samples(quantized, names, calib),
-                    stream_samples(reference, floats, calib) if reference is not None else options.samples)
-        feeds = limit_samples(calib, count)
-        inputs = LayerInputs(quantized, names, feeds, batch)
-        float_inputs = LayerInputs(reference, floats, feeds, batch) if reference is not None else None
+        streams = LayerStreams(model, float_model, layers, calib, batch, device, options.target_inputs == "float")
         opset = model.opset_imports.get("", 13)
 
         def round_layer(layer: QuantizedLayer) -> dict:
-            x_q = inputs.of(layer.input)
-            x_ref = float_inputs.of(layer.float_input) if layer.float_input is not None and float_inputs else None
-            record = _round_layer(layer, x_q, x_ref, opset, options, device)
-            inputs.update(layer)
+            record = _round_layer(layer, *streams.of(layer), opset, options, device)
+            streams.update(layer)
             return record
         return round_layer
 

@@ -27,7 +27,7 @@ import torch
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Capture, Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
+from qconvert.train.layerwise import (Feeds, LayerFunction, LayerStreams, QuantizedLayer, batched, bias_dequantized,
                                       channel_means, dequantize_of, device_of, limit_samples, optimise_layers)
 from qconvert.train.writeback import quantize_array
 
@@ -36,7 +36,7 @@ BATCH = 256  # samples per run of the program and of a layer
 
 @dataclass(frozen=True)
 class BiasCorrectionOptions:
-    samples: int = 1024  # calibration samples used at most
+    samples: int = 1024  # calibration samples used at most (fewer where one pass cannot hold them: stream_samples)
     target_inputs: str = "quantized"  # quantized | float (see the module docstring)
     device: str = "cpu"
     threads: int | None = None
@@ -57,43 +57,45 @@ def correct_biases(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     device = device_of(options.device)
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, BATCH)
-    float_capture = Capture(float_model, device) if options.target_inputs == "float" else None
-    return optimise_layers(qdq, float_model, "bias-correction", options, 0,
-                           lambda model, layers: lambda layer: _correct_layer(model, layer, float_capture, calib,
-                                                                              batch, device),
+
+    def corrector(model: ir.Model, layers: list[QuantizedLayer]):
+        streams = LayerStreams(model, float_model, layers, calib, batch, device, options.target_inputs == "float")
+        opset = model.opset_imports.get("", 13)
+
+        def correct(layer: QuantizedLayer) -> dict:
+            record = _correct_layer(layer, *streams.of(layer), opset)
+            streams.update(layer)
+            return record
+        return correct
+
+    return optimise_layers(qdq, float_model, "bias-correction", options, 0, corrector,
                            lambda layer: "no bias" if layer.bias is None else None)
 
 
-def output_shift(layer: QuantizedLayer, quantized: Capture, reference: Capture | None, calib: Feeds, batch: int,
-                 bias: np.ndarray, opset: int) -> np.ndarray:
-    """The per-channel mean of layer(x~, W_q, b) - layer(x_ref, W, b) over the calibration samples, one
-    batch at a time (nothing is kept but the sums). The float bias b is on both sides: it cancels."""
-    device, function = quantized.device, None
+def output_shift(layer: QuantizedLayer, x_q: torch.Tensor, x_ref: torch.Tensor | None, bias: np.ndarray,
+                 opset: int) -> np.ndarray:
+    """The per-channel mean of layer(x~, W_q, b) - layer(x_ref, W, b) over the samples (x_ref None: x~),
+    a batch at a time. The float bias b is on both sides: it cancels."""
+    device = x_q.device
+    function = LayerFunction(layer, tuple(x_q[:1].shape), opset).to(device)
     w_q = torch.from_numpy(layer.dequantize(layer.codes.const_value.numpy())).to(device)
     w = torch.from_numpy(layer.weight).to(device)
     b = torch.from_numpy(bias.astype(np.float32)).to(device)
+    x_ref = x_q if x_ref is None else x_ref
     total, count = None, 0
     with torch.no_grad():
-        for part in batched(len(next(iter(calib.values()))), batch):
-            feeds = {name: array[part] for name, array in calib.items()}
-            x_q = quantized.tensor(layer.input, feeds, batch)
-            x_ref = reference.tensor(layer.float_input, feeds, batch) if reference is not None else x_q
-            if function is None:
-                function = LayerFunction(layer, tuple(x_q.shape), opset).to(device)
-            y_q, y = function(x_q, w_q, b)[0], function(x_ref, w, b)[0]
+        for part in batched(len(x_q), BATCH):
+            y_q, y = function(x_q[part], w_q, b)[0], function(x_ref[part], w, b)[0]
             n = y.numel() // y.shape[layer.output_axis]
             sums = channel_means((y_q - y).double(), layer.output_axis) * n
             total, count = (sums if total is None else total + sums), count + n
     return (total / count).cpu().numpy()
 
 
-def _correct_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Capture | None, calib: Feeds, batch: int,
-                   device: torch.device) -> dict:
-    use_float = float_capture is not None and layer.float_input is not None
+def _correct_layer(layer: QuantizedLayer, x_q: torch.Tensor, x_ref: torch.Tensor | None, opset: int) -> dict:
     quantized = bias_dequantized(layer)
     bias = layer.bias_float if layer.bias_float is not None else quantized
-    shift = output_shift(layer, Capture(model, device), float_capture if use_float else None, calib, batch, bias,
-                         model.opset_imports.get("", 13))
+    shift = output_shift(layer, x_q, x_ref, bias, opset)
     # the error as it stands: the shift, and the int32 bias's own rounding (b_q - b)
     before = shift + quantized.astype(np.float64) - bias.astype(np.float64)
     corrected = (bias.astype(np.float64) - shift).astype(np.float32)
@@ -110,6 +112,6 @@ def _correct_layer(model: ir.Model, layer: QuantizedLayer, float_capture: Captur
     value.const_value = ir.tensor(codes.astype(old.dtype), name=value.name)
     after = shift + bias_dequantized(layer).astype(np.float64) - bias.astype(np.float64)
     return {"layer": layer.name, "op": layer.node.op_type, "channels": int(shift.size),
-            "samples": len(next(iter(calib.values()))), "target": "float" if use_float else "quantized",
+            "samples": len(x_q), "target": "quantized" if x_ref is None else "float",
             "mean_shift": float(np.mean(np.abs(shift))), "max_shift": float(np.max(np.abs(shift))),
             "mean_error_before": float(np.mean(np.abs(before))), "mean_error_after": float(np.mean(np.abs(after)))}

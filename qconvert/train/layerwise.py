@@ -9,16 +9,14 @@ what they share.
   Relu/Clip) built in training mode, whose weight and bias are Parameters replaced per call
   (torch.func.functional_call). One code path serves every attribute combination the emitters handle:
   grouped and depthwise Conv, ConvTranspose, Gemm's transB, MatMul by a constant.
-- `Capture` records a layer's input on the calibration samples, from the QDQ IR as optimised so far (the
-  QDQ IR's function as the torch backend computes it, integer arithmetic included) or from the float IR,
-  running the fx program only up to that tensor.
+- `Capture` is the program a layer's input is computed by: the QDQ IR's (its function as the torch backend
+  computes it, integer arithmetic included) or the float IR's. Its `tensor` runs it up to one tensor, the
+  plain reference that LayerInputs' one pass is tested against.
 - `optimise_layers` is the loop all of them run: a copy of the QDQ IR, each layer changed in place in
   graph order, and the facts the report shows (per layer its record and seconds, or why it was skipped).
 - `LayerInputs` gives each layer's input from one run of the QDQ IR's program that takes in each layer's
   new weights as it goes (what a Capture gives, without rebuilding and re-running the program per layer),
-  or from one run of the float IR's. AdaRound and the weight-scale search read it; bias correction keeps a
-  Capture per layer, which runs every calibration sample through in batches where one pass would hold them
-  all at once.
+  or from one run of the float IR's (`LayerStreams`: both, for AdaRound and bias correction).
 
 The layers are processed in graph (topological) order, each one's input taken from the partially optimised
 program, so a layer sees, and can compensate, the errors of the layers before it.
@@ -293,13 +291,12 @@ class Capture:
         self.module = module.to(device).eval()
         self.inputs, self.device = [p.name for p in inputs], device
 
-    def tensor(self, name: str, feeds: Feeds, batch: int, budget_bytes: int | None = None) -> Tensor:
-        """The IR tensor `name` on the samples of `feeds`, run in batches of `batch`; with a budget, on the
-        first batches whose values fit in it (one batch at least)."""
+    def tensor(self, name: str, feeds: Feeds, batch: int) -> Tensor:
+        """The IR tensor `name` on the samples of `feeds`, the program run up to it in batches of `batch`."""
         node = self.builder.values.get(name)
         if not isinstance(node, fx.Node):
             raise ValueError(f"tensor {name} is not computed by the program")
-        parts, held = [], 0
+        parts = []
         count = len(next(iter(feeds.values())))
         with torch.no_grad():
             for start in range(0, count, batch):
@@ -311,9 +308,6 @@ class Capture:
                 except _Stop:
                     pass
                 parts.append(recorder.value.detach().float().contiguous())
-                held += parts[-1].numel() * parts[-1].element_size()
-                if budget_bytes is not None and held >= budget_bytes:
-                    break
         return torch.cat(parts)
 
 
@@ -358,7 +352,9 @@ class LayerInputs:
                 self.position += 1
                 self._run(node)
                 if node in self.wanted:
-                    self.found[self.wanted[node]] = torch.cat([env[node].detach().float() for env in self.envs])
+                    # contiguous, as Capture gives it: a channels-last input picks other conv kernels downstream
+                    found = torch.cat([env[node].detach().float() for env in self.envs])
+                    self.found[self.wanted[node]] = found.contiguous()
                 for dead in self.interpreter.user_to_last_uses.get(node, []):
                     if dead.op != "get_attr":  # buffers stay at hand for update's recomputation
                         for env in self.envs:
@@ -390,6 +386,33 @@ class LayerInputs:
         for node in revived:
             for env in self.envs:
                 env.pop(node, None)
+
+
+class LayerStreams:
+    """What AdaRound and bias correction read per layer, each from one pass (LayerInputs) over the
+    calibration samples: the layer's input in the QDQ IR as optimised so far (`update(layer)` after the layer
+    changed) and, with `float_target`, its input in the float IR. As many samples as both passes hold."""
+
+    def __init__(self, model: ir.Model, float_model: ir.Model, layers: list[QuantizedLayer], feeds: Feeds,
+                 batch: int, device: torch.device, float_target: bool):
+        quantized = Capture(model, device)
+        names = [layer.input for layer in layers]
+        floats = [layer.float_input for layer in layers if layer.float_input is not None] if float_target else []
+        reference = Capture(float_model, device) if floats else None
+        count = stream_samples(quantized, names, feeds)
+        if reference is not None:
+            count = min(count, stream_samples(reference, floats, feeds))
+        feeds = limit_samples(feeds, count)
+        self.quantized = LayerInputs(quantized, names, feeds, batch)
+        self.float = LayerInputs(reference, floats, feeds, batch) if reference is not None else None
+
+    def of(self, layer: QuantizedLayer) -> tuple[Tensor, Tensor | None]:
+        """The layer's input in the QDQ IR, and in the float IR where that is the target (else None)."""
+        x_ref = self.float.of(layer.float_input) if self.float is not None and layer.float_input is not None else None
+        return self.quantized.of(layer.input), x_ref
+
+    def update(self, layer: QuantizedLayer) -> None:
+        self.quantized.update(layer)
 
 
 def _layer_values(layer: QuantizedLayer) -> list[ir.Value]:

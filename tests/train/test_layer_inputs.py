@@ -68,7 +68,9 @@ def test_a_float_programs_stream_gives_what_a_capture_gives():
     capture = Capture(model, torch.device("cpu"))
     inputs = LayerInputs(capture, names, calib, 5)
     for name in names:
-        torch.testing.assert_close(inputs.of(name), capture.tensor(name, calib, 64), rtol=0, atol=0)
+        streamed = inputs.of(name)
+        torch.testing.assert_close(streamed, capture.tensor(name, calib, 64), rtol=0, atol=0)
+        assert streamed.is_contiguous()  # a channels-last tensor would pick other kernels in the layer after
 
 
 def test_stream_samples_keeps_the_widest_tensor_within_the_stream_budget(monkeypatch):
@@ -76,6 +78,7 @@ def test_stream_samples_keeps_the_widest_tensor_within_the_stream_budget(monkeyp
     capture = Capture(model, torch.device("cpu"))
     names = [layer.float_input for layer in quantized_layers(quantized(model, calib, per_channel=True), model)]
     widest = max(capture.tensor(name, calib, 1)[0].numel() * 4 for name in names)
-    assert layerwise.stream_samples(capture, names, calib) == layerwise.STREAM_BYTES // (layerwise.LIVE_TENSORS * widest)
+    expected = layerwise.STREAM_BYTES // (layerwise.LIVE_TENSORS * widest)
+    assert layerwise.stream_samples(capture, names, calib) == expected
     monkeypatch.setattr(layerwise, "STREAM_BYTES", layerwise.LIVE_TENSORS * widest * 3)
     assert layerwise.stream_samples(capture, names, calib) == 3
