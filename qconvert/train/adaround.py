@@ -34,8 +34,9 @@ from torch import Tensor
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Feeds, LayerFunction, LayerStreams, QuantizedLayer, batched,
-                                      bias_dequantized, device_of, limit_samples, optimise_layers, samples_within)
+from qconvert.train.layerwise import (Feeds, LayerFunction, QuantizedLayer, batched,
+                                      bias_dequantized, device_of, limit_samples, optimise_layers, samples_within,
+                                      streamed)
 
 ZETA, GAMMA = 1.1, -0.1
 # The default steps per layer, measured (bench/label_free_ptq.py, Adam at 1e-2 on V): the tiny mobilenet
@@ -108,17 +109,12 @@ def adaround(qdq: ir.Model, float_model: ir.Model, calib: Feeds, options: AdaRou
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, CAPTURE_BATCH)
 
-    def rounder(model: ir.Model, layers: list[QuantizedLayer]):
-        streams = LayerStreams(model, float_model, layers, calib, batch, device, options.target_inputs == "float")
-        opset = model.opset_imports.get("", 13)
+    def round_layer(layer: QuantizedLayer, x_q: Tensor, x_ref: Tensor | None, opset: int) -> dict:
+        return _round_layer(layer, x_q, x_ref, opset, options, device)
 
-        def round_layer(layer: QuantizedLayer) -> dict:
-            record = _round_layer(layer, *streams.of(layer), opset, options, device)
-            streams.update(layer)
-            return record
-        return round_layer
-
-    return optimise_layers(qdq, float_model, "adaround", options, options.seed, rounder, _not_rounded_from_float)
+    return optimise_layers(qdq, float_model, "adaround", options, options.seed,
+                           streamed(float_model, calib, batch, device, options.target_inputs == "float", round_layer),
+                           _not_rounded_from_float)
 
 
 def _not_rounded_from_float(layer: QuantizedLayer) -> str | None:

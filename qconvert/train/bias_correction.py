@@ -27,8 +27,9 @@ import torch
 
 from qconvert.errors import UsageError
 from qconvert.quant.calibrate import batch_size_of
-from qconvert.train.layerwise import (Feeds, LayerFunction, LayerStreams, QuantizedLayer, batched, bias_dequantized,
-                                      channel_means, dequantize_of, device_of, limit_samples, optimise_layers)
+from qconvert.train.layerwise import (Feeds, LayerFunction, QuantizedLayer, batched, bias_dequantized,
+                                      channel_means, dequantize_of, device_of, limit_samples, optimise_layers,
+                                      streamed)
 from qconvert.train.writeback import quantize_array
 
 BATCH = 256  # samples per run of the program and of a layer
@@ -58,17 +59,9 @@ def correct_biases(qdq: ir.Model, float_model: ir.Model, calib: Feeds,
     calib = limit_samples(calib, options.samples)
     batch = batch_size_of(qdq, BATCH)
 
-    def corrector(model: ir.Model, layers: list[QuantizedLayer]):
-        streams = LayerStreams(model, float_model, layers, calib, batch, device, options.target_inputs == "float")
-        opset = model.opset_imports.get("", 13)
-
-        def correct(layer: QuantizedLayer) -> dict:
-            record = _correct_layer(layer, *streams.of(layer), opset)
-            streams.update(layer)
-            return record
-        return correct
-
-    return optimise_layers(qdq, float_model, "bias-correction", options, 0, corrector,
+    return optimise_layers(qdq, float_model, "bias-correction", options, 0,
+                           streamed(float_model, calib, batch, device, options.target_inputs == "float",
+                                    _correct_layer),
                            lambda layer: "no bias" if layer.bias is None else None)
 
 

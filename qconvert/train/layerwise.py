@@ -415,6 +415,22 @@ class LayerStreams:
         self.quantized.update(layer)
 
 
+def streamed(float_model: ir.Model, feeds: Feeds, batch: int, device: torch.device, float_target: bool,
+             step: Callable[[QuantizedLayer, Tensor, Tensor | None, int], dict]):
+    """The optimiser optimise_layers takes, for a `step(layer, x~, x_ref or None, opset)` that changes one
+    layer in place on its LayerStreams inputs; the streams then take in the change."""
+    def optimiser(model: ir.Model, layers: list[QuantizedLayer]) -> Callable[[QuantizedLayer], dict]:
+        streams = LayerStreams(model, float_model, layers, feeds, batch, device, float_target)
+        opset = model.opset_imports.get("", 13)
+
+        def optimise(layer: QuantizedLayer) -> dict:
+            record = step(layer, *streams.of(layer), opset)
+            streams.update(layer)
+            return record
+        return optimise
+    return optimiser
+
+
 def _layer_values(layer: QuantizedLayer) -> list[ir.Value]:
     """The initializers that make the layer's weight and bias: integers, scales, zero points."""
     values = []
