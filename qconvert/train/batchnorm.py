@@ -54,6 +54,7 @@ from qconvert.train.fake_quant import (_shadow_of, _zero, _int_const, capped_wei
 RECTIFIERS = {"Relu", "Clip", "LeakyRelu", "HardSwish"}
 MOMENTUM = 0.1  # torch's default; Keras's 0.9 (its momentum is 1 - torch's)
 EPS = 1e-3  # Keras's BatchNorm epsilon; it only keeps the statistics' square root away from 0
+UNFOLD_EXPONENT = 20  # unfold factors are kept within 2^±20, far from float32's subnormals
 
 
 class ConvBatchNorm(torch.nn.Module):
@@ -68,6 +69,7 @@ class ConvBatchNorm(torch.nn.Module):
         self.geometry = geometry
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        self.register_buffer("unfolded", torch.ones(channels))  # what `unfold` divided the weight by
         self.gamma = torch.nn.Parameter(torch.sqrt(self.running_var + EPS))
         self.beta = torch.nn.Parameter(self.running_mean.clone())
         self.sums: list[Tensor] | None = None  # while measuring: count, Σz, Σz² per channel (float64)
@@ -90,24 +92,25 @@ class ConvBatchNorm(torch.nn.Module):
     def _compute(self, x: Tensor, weight: Tensor, bias: Tensor, k: Tensor, grid: Tensor | None = None) -> Tensor:
         """The layer on its folded weight W·k: measuring, inference (on the folded bias, rounded to `grid`
         where the bias is an int32 one) or training under batch statistics."""
-        if self.sums is not None:
-            return self._measure(self._conv(x, weight, bias))
-        if not self.training:
+        if self.sums is None and not self.training:
             folded = bias * k + (self.beta - self.running_mean * k)
             return self._conv(x, weight, folded if grid is None else round_to_grid(folded, grid))
-        return self._normalise(self._conv(x, weight, None), k.detach(), bias.detach())
+        # measured and normalised in the statistics' own units, conv(x, W·k) / k + b: BatchNorm's ε is then
+        # the source's, relative to an unfolded layer's variance (a folded one's can be 100x larger)
+        unfolded = weight / k.detach().reshape([-1] + [1] * (weight.dim() - 1))
+        if self.sums is not None:
+            return self._measure(self._conv(x, unfolded, bias))
+        return self._normalise(self._conv(x, unfolded, None), bias.detach())
 
-    def _normalise(self, conv: Tensor, k: Tensor, bias: Tensor) -> Tensor:
-        """BN_batch(conv / k + b) as BN_batch(conv): the batch's mean and variance of conv / k + b are conv's
-        divided by k (plus b) and by k², which cancel in the normalisation (ε aside: it applies to conv's
-        variance). The running statistics, kept for conv / k + b, are moved to conv's units for the update
-        and back, so the activation-sized divide and add are not computed."""
+    def _normalise(self, conv: Tensor, bias: Tensor) -> Tensor:
+        """BN_batch(conv + b) as BN_batch(conv): the bias moves the batch's mean only, so the running mean,
+        kept for conv + b, moves by it for the update and back (no activation-sized add)."""
         with torch.no_grad():
-            mean, var = (self.running_mean - bias) * k, self.running_var * k * k
+            mean, var = self.running_mean - bias, self.running_var.clone()
         y = F.batch_norm(conv, mean, var, self.gamma, self.beta, True, MOMENTUM, EPS)
         with torch.no_grad():
-            self.running_mean.copy_(mean / k + bias)
-            self.running_var.copy_(var / (k * k))
+            self.running_mean.copy_(mean + bias)
+            self.running_var.copy_(var)
         return y
 
     def _measure(self, z: Tensor) -> Tensor:
@@ -116,7 +119,21 @@ class ConvBatchNorm(torch.nn.Module):
         count = torch.tensor(float(z.numel() // z.shape[1]), dtype=torch.float64)
         parts = (count, flat.sum(dims), (flat * flat).sum(dims))
         self.sums = list(parts) if not self.sums else [a + b for a, b in zip(self.sums, parts)]
-        return z if self.target is None else F.batch_norm(z, None, None, *self.target, True, 0.0, EPS)
+        if self.target is not None:
+            return F.batch_norm(z, None, None, *self.target, True, 0.0, EPS)
+        # what the layer computes once measured: z·k with k the unfold factor (a power of two: exact)
+        return z * self.unfolded.reshape([-1] + [1] * (z.dim() - 2))
+
+    @torch.no_grad()
+    def unfold(self, weight: Tensor, bias: Tensor, factor: Tensor) -> None:
+        """The weight and bias divided by `factor` per output channel (powers of two: exact), the units the
+        source trained them in; the statistics measured next are then in those units, and γ and β in the
+        source's (see the module docstring)."""
+        change = factor / self.unfolded  # an unfolded layer unfolds again from where it stands
+        weight.div_(change.reshape([-1] + [1] * (weight.dim() - 1)))
+        bias.div_(change)
+        self.unfolded.copy_(factor)
+        self.gamma.copy_(torch.sqrt(self.running_var + EPS) * factor)  # the layer computes W·k as before
 
     def start_measuring(self, target: tuple[Tensor, Tensor] | None = None) -> None:
         """`target`: γ and β that each measured batch is normalised to on its way to the next layers, and
@@ -131,20 +148,24 @@ class ConvBatchNorm(torch.nn.Module):
         mean = total / count
         self.running_mean.copy_(mean.to(torch.float32))
         self.running_var.copy_((squares / count - mean * mean).clamp_min(0).to(torch.float32))
-        self.gamma.copy_(torch.sqrt(self.running_var + EPS) if self.target is None else self.target[0])
-        self.beta.copy_(self.running_mean if self.target is None else self.target[1])
+        unfolded = self.unfolded
+        self.gamma.copy_(torch.sqrt(self.running_var + EPS) * unfolded if self.target is None else self.target[0])
+        self.beta.copy_(self.running_mean * unfolded if self.target is None else self.target[1])
         self.sums, self.target = None, None
 
     @torch.no_grad()
     def fold(self, weight: Tensor, bias: Tensor) -> np.ndarray:
         """γ, β and the statistics into the weight and bias; the layer is the identity afterwards. Returns
-        the factor the weight was multiplied by (shaped to broadcast against it)."""
+        the factor the weight was multiplied by since the program was built, `unfold` included (shaped to
+        broadcast against it)."""
         k = self.factor().reshape([-1] + [1] * (weight.dim() - 1))
         bias.copy_(bias * k.reshape(-1) + (self.beta - self.running_mean * k.reshape(-1)))
         weight.mul_(k)
+        since_built = k.double() / self.unfolded.double().reshape(k.shape)
         self.gamma.copy_(torch.sqrt(self.running_var + EPS))
         self.beta.copy_(self.running_mean)
-        return k.double().cpu().numpy()
+        self.unfolded.fill_(1.0)
+        return since_built.cpu().numpy()
 
 
 class QuantizedConvBatchNorm(ConvBatchNorm):
@@ -222,6 +243,32 @@ def layers(module: torch.nn.Module) -> list[ConvBatchNorm]:
     return [m for m in module.modules() if isinstance(m, ConvBatchNorm)]
 
 
+def unfolding_factor(factor: np.ndarray | None, channels: int) -> np.ndarray:
+    """Per output channel, the power of two nearest |the factor a source BatchNorm's fold multiplied the
+    weight by| (qconvert/ir/fold_factors.py); 1 where none is known or it is not one per output channel."""
+    ones = np.ones(channels, np.float32)
+    if factor is None:
+        return ones
+    factor = np.abs(np.asarray(factor, np.float64))
+    if factor.ndim and (factor.shape[0] not in (1, channels) or any(d != 1 for d in factor.shape[1:])):
+        return ones
+    factor = np.broadcast_to(factor.reshape(-1), (channels,))
+    usable = np.isfinite(factor) & (factor > 0)
+    exponent = np.clip(np.round(np.log2(np.where(usable, factor, 1.0))), -UNFOLD_EXPONENT, UNFOLD_EXPONENT)
+    return np.where(usable, np.exp2(exponent), 1.0).astype(np.float32)
+
+
+def _unfold(program) -> None:
+    """Each ConvBatchNorm's weight and bias back in the units the source trained them in, where the IR
+    records the fold (program.fold_factors)."""
+    for node in program.module.graph.nodes:
+        layer = program.module.get_submodule(node.target) if node.op == "call_module" else None
+        if isinstance(layer, ConvBatchNorm):
+            weight, bias = (program.module.get_parameter(node.args[i].target) for i in layer.ARGS)
+            factor = unfolding_factor(program.fold_factors.get(node.args[layer.ARGS[0]].target), weight.shape[0])
+            layer.unfold(weight, bias, torch.from_numpy(factor).to(weight.device))
+
+
 @torch.no_grad()
 def estimate_statistics(program, feeds: dict[str, np.ndarray], batch: int, reference=None) -> None:
     """Each ConvBatchNorm's running statistics from one pass over `feeds` (see the module docstring).
@@ -232,6 +279,7 @@ def estimate_statistics(program, feeds: dict[str, np.ndarray], batch: int, refer
     found = layers(program.module)
     if not found:
         return
+    _unfold(program)
     targets = {}
     if reference is not None:
         estimate_statistics(reference, feeds, batch)

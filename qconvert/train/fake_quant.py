@@ -36,6 +36,7 @@ from torch import Tensor
 
 from qconvert.backends.torch.ops.qdq import RANGES
 from qconvert.backends.torch.program import build
+from qconvert.ir import fold_factors
 from qconvert.ir.values import constant_array
 from qconvert.quant.params import WEIGHT_QMAX
 from qconvert.quant.plan import FIXED_OUTPUT
@@ -184,6 +185,11 @@ def _shadow(b, value: ir.Value, initial: np.ndarray):
     return b._buffers[key]
 
 
+def float_name(quantized: str) -> str:
+    """The float IR's name of the weight that qconvert.quant.static quantized into initializer `quantized`."""
+    return quantized.removesuffix("_quantized")
+
+
 def _float_value(float_weights: dict[str, np.ndarray], quantized: ir.Value, array: np.ndarray, scale: np.ndarray,
                  zero: np.ndarray, axis: int) -> np.ndarray:
     """A shadow's first value: the float IR's own weight when one of the same name and shape lies within
@@ -193,7 +199,7 @@ def _float_value(float_weights: dict[str, np.ndarray], quantized: ir.Value, arra
         shape[axis % array.ndim] = scale.size
     s, z = scale.reshape(shape if scale.ndim else ()), zero.reshape(shape if zero.ndim else ())
     dequantized = ((array.astype(np.float32) - z) * s).astype(np.float32)
-    original = float_weights.get(quantized.name.removesuffix("_quantized"))
+    original = float_weights.get(float_name(quantized.name))
     if original is not None and original.shape == array.shape and \
             np.all(np.abs(original - dequantized) <= 0.5001 * np.abs(s) + 1e-12):
         return original.astype(np.float32)
@@ -356,6 +362,8 @@ def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_stat
             scales[attr] = float(parameter.detach().abs().mean())
             if name in bounded:
                 caps[attr] = bounded[name]
+    folds = fold_factors.factors(float_model.graph) if float_model is not None else {}
+    unfolds = {attr: folds[float_name(name)] for attr, name in builder.shadows.items() if float_name(name) in folds}
     return QuantizedProgram(module, dict(builder.parameters), [p.name for p in inputs], [p.name for p in outputs],
-                            dict(builder.shadows), fixed, scales, caps)
+                            unfolds, dict(builder.shadows), fixed, scales, caps)
 

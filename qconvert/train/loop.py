@@ -281,7 +281,7 @@ def finetune(model: ir.Model, data: TrainData, options: TrainOptions = TrainOpti
 def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions = TrainOptions(),
                        eval: EvalSet | None = None, progress: Progress | None = None, teacher: ir.Model | None = None,
                        float_model: ir.Model | None = None, masks: Masks | None = None,
-                       batch_statistics: bool = False) -> tuple[ir.Model, History]:
+                       batch_statistics: bool = True) -> tuple[ir.Model, History]:
     """The QDQ IR trained with LSQ fake-quants (qconvert/train/fake_quant.py) and written back as a QDQ IR:
     trained integer weights, scales and int32 biases. `teacher`: the float IR whose outputs a label-free
     run distils; `float_model`: the prepared float IR the QDQ IR was quantized from, whose float weights

@@ -13,7 +13,7 @@ are, and integer and shape constants stay buffers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx_ir as ir
@@ -21,6 +21,7 @@ import torch
 import torch.fx as fx
 
 from qconvert.backends.torch.program import build
+from qconvert.ir import fold_factors
 
 TARGET = "train"  # the name UnsupportedOpError gives the training program
 # Ops whose initializer inputs are weights, whatever their size (a one-channel bias, a single PRelu slope).
@@ -35,6 +36,8 @@ class TrainableProgram:
     parameters: dict[str, str]  # module attribute -> initializer name
     inputs: list[str]  # the IR's input names, in the program's argument order
     outputs: list[str]
+    # module attribute -> what folding a BatchNorm multiplied that weight by (qconvert/ir/fold_factors.py)
+    fold_factors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.module.parameters() if p.requires_grad]
@@ -71,7 +74,8 @@ def trainable_program(model: ir.Model, batch_statistics: bool = False) -> Traina
 
         emitters["Conv"] = conv_with_batchnorm
     module, builder, inputs, outputs = build(model, mode="train", target=TARGET, emitters=emitters)
-    initializers = model.graph.initializers
+    initializers, folds = model.graph.initializers, fold_factors.factors(model.graph)
     for attr, name in builder.parameters.items():
         module.get_parameter(attr).requires_grad_(is_weight(initializers[name]))
-    return TrainableProgram(module, dict(builder.parameters), [p.name for p in inputs], [p.name for p in outputs])
+    return TrainableProgram(module, dict(builder.parameters), [p.name for p in inputs], [p.name for p in outputs],
+                            {attr: folds[name] for attr, name in builder.parameters.items() if name in folds})

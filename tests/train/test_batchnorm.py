@@ -93,8 +93,8 @@ def test_trained_batchnorm_folds_into_what_the_program_computed(per_channel):
 
 
 def test_training_normalises_by_the_batch_and_keeps_the_statistics_of_the_unfolded_output():
-    """BN_batch on conv, the running statistics of conv / k + b updated with torch's momentum (unbiased
-    variance), by hand."""
+    """BN_batch on conv(x, W·k) / k (what _compute hands _normalise), ε on its own variance, and the running
+    statistics of conv / k + b updated with torch's momentum (unbiased variance), by hand."""
     from qconvert.train.batchnorm import EPS, MOMENTUM
 
     layer = ConvBatchNorm(2, {})
@@ -103,15 +103,15 @@ def test_training_normalises_by_the_batch_and_keeps_the_statistics_of_the_unfold
         layer.running_var.copy_(torch.tensor([2.0, 0.25]))
         layer.gamma.copy_(torch.tensor([3.0, 0.5]))
         layer.beta.copy_(torch.tensor([0.1, -0.2]))
-    conv = torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(0)) * 2 + 1
-    k, bias = torch.tensor([1.5, 0.8]), torch.tensor([0.3, -0.4])
+    unfolded = torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(0)) * 0.05 + 1
+    bias = torch.tensor([0.3, -0.4])
     old_mean, old_var = layer.running_mean.clone(), layer.running_var.clone()
-    y = layer._normalise(conv, k, bias)
-    c = conv.transpose(0, 1).reshape(2, -1)
+    y = layer._normalise(unfolded, bias)
+    c = unfolded.transpose(0, 1).reshape(2, -1)
     mean, var = c.mean(1), c.var(1, unbiased=False)
-    expected = (conv - mean.reshape(1, 2, 1, 1)) / torch.sqrt(var.reshape(1, 2, 1, 1) + EPS) * \
+    expected = (unfolded - mean.reshape(1, 2, 1, 1)) / torch.sqrt(var.reshape(1, 2, 1, 1) + EPS) * \
         layer.gamma.detach().reshape(1, 2, 1, 1) + layer.beta.detach().reshape(1, 2, 1, 1)
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
-    unfolded = c / k.reshape(2, 1) + bias.reshape(2, 1)
-    torch.testing.assert_close(layer.running_mean, (1 - MOMENTUM) * old_mean + MOMENTUM * unfolded.mean(1))
-    torch.testing.assert_close(layer.running_var, (1 - MOMENTUM) * old_var + MOMENTUM * unfolded.var(1))
+    with_bias = c + bias.reshape(2, 1)
+    torch.testing.assert_close(layer.running_mean, (1 - MOMENTUM) * old_mean + MOMENTUM * with_bias.mean(1))
+    torch.testing.assert_close(layer.running_var, (1 - MOMENTUM) * old_var + MOMENTUM * with_bias.var(1))

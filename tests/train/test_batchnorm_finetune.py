@@ -36,15 +36,20 @@ def test_each_conv_feeding_a_rectifier_gets_a_batchnorm(tiny_vgg):
 
 
 def test_an_untrained_program_writes_the_ir_back_bit_for_bit(tiny_vgg, digits):
-    """γ = √(var + ε) and k = γ / √(var + ε) divide a float32 by itself: k is exactly 1 and β - mean·k
-    exactly 0, so inference and the fold compute the IR's own weights and biases, not a rounding of them."""
+    """The weight and bias are divided by c, a power of two near the source BatchNorm's fold factor, and
+    γ = c·√(var + ε), β = c·mean: k = γ / √(var + ε) is exactly c and β - mean·k exactly 0, so inference
+    and the fold compute the IR's own weights and biases, not a rounding of them."""
     program = trainable_program(tiny_vgg, batch_statistics=True)
     feeds = {"x": digits[0][:64]}
     before = predict(program, feeds, 32, CPU)
     estimate_statistics(program, feeds, 32)
+    unfolded = set()
     for layer in layers(program.module):
         assert float(layer.running_var.min()) > 0 and float(layer.running_mean.abs().max()) > 0  # measured
-        assert torch.equal(layer.factor(), torch.ones_like(layer.factor()))
+        assert torch.equal(layer.factor(), layer.unfolded)
+        assert torch.equal(torch.exp2(torch.round(torch.log2(layer.unfolded))), layer.unfolded)
+        unfolded |= set(layer.unfolded.tolist())
+    assert len(unfolded) > 3  # the tiny VGG's folds are recorded: its layers train in their source's units
     np.testing.assert_array_equal(predict(program, feeds, 32, CPU), before)
     fold(program)
     assert_bit_identical(write_back(tiny_vgg, program), tiny_vgg)
@@ -67,9 +72,8 @@ def test_inference_uses_the_running_statistics_and_training_the_batch_statistics
     torch.testing.assert_close(layer(x, weight, bias), expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(layer.running_mean, statistics[0])  # inference leaves them
     layer.train(True)
-    # BN_batch(conv / k + b) computed as BN_batch(conv(x, W·k)): the same but for ε (batchnorm._normalise)
-    k = layer.factor().detach().reshape(2, 1, 1, 1)
-    batch = F.batch_norm(F.conv2d(x, weight * k, padding=1), None, None, statistics[2], statistics[3],
+    # BN_batch(conv(x, W·k) / k + b): the bias only moves the batch mean, ε applies to conv(x, W)'s variance
+    batch = F.batch_norm(F.conv2d(x, weight, padding=1), None, None, statistics[2], statistics[3],
                          training=True, eps=EPS)
     torch.testing.assert_close(layer(x, weight, bias), batch, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(batch, expected, atol=0.1)
