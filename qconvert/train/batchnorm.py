@@ -8,12 +8,22 @@ float layer of fine-tuning, QuantizedConvBatchNorm QAT's, with fq the weight's f
     inference:  y = conv(x, fq(W·k)) + grid(b·k + β - running mean·k)
 
 W and b are the layer's float weight and bias (in QAT their shadows, fake_quant.py); the weight's trained
-scale is the folded weight's own, so the fake-quantized weights are exactly the ones written back. Running
-statistics start from one pass over the training inputs, with γ = √(var + ε) and β = mean: k is then
-exactly 1 (a float32 divided by itself) and β - mean·k exactly 0, so the program starts as the IR and an
-untrained one folds back bit-identical. During training they follow the batches (momentum MOMENTUM);
-`fold` writes γ, β and the statistics into the weight and bias. Pruned weights stay zero: the fold scales
-each output channel's weights, and the masks (masks.py) hold W itself.
+scale is the folded weight's own, so the fake-quantized weights are exactly the ones written back.
+
+The layer trains in the units its source trained it in. Where the IR records what folding a BatchNorm
+multiplied the weight by (qconvert/ir/fold_factors.py: γ/√(var + ε) per output channel), W and b start
+divided by c, that factor rounded to a power of two, and γ and β start c times the measured spread and
+mean, which is where the source's own γ and β stood. Adam's step is about the learning rate per parameter
+whatever the parameter's size, so in the folded units the source's BatchNorm scale sets each layer's
+effective rate: on the Keras UNet c runs from 9 (the first conv) to 0.34 (the bottleneck), and training
+folded weights moved the first layer 9x slower and the bottleneck 3x faster than the source's own training
+(and tfmot's, which keeps the BatchNorm) at the same rate. ε, too, is then the source's: it applies to the
+unfolded variance, which on that UNet is down to 1/100 of the folded one. Powers of two keep the start
+exact: running statistics come from one pass over the training inputs with γ = c·√(var + ε) and
+β = c·mean, so k is exactly c and β - mean·k exactly 0, the program starts as the IR and an untrained one
+folds back bit-identical. Without a recorded fold, c is 1. During training the statistics follow the
+batches (momentum MOMENTUM); `fold` writes γ, β and the statistics into the weight and bias. Pruned
+weights stay zero: the fold scales each output channel's weights, and the masks (masks.py) hold W itself.
 
 A pruned model starts otherwise (estimate_statistics' `reference`, the unpruned model): each layer takes the
 unpruned layer's γ and β, so its channels start at the mean and spread they had before pruning, as torch's
@@ -29,11 +39,10 @@ Channel pruning of the reference VGG to 50%, 12 epochs (last epoch): 98.89 at 1e
 (folded: 97.49 at 1e-3 here, after three epochs near ln 10 loss; bench/PRUNE.md's folded run collapsed).
 A training step takes about 1.5x as long (the extra normalisation).
 
-QAT: off by default (quantization_aware's batch_statistics) because it measured no better than training
-folded: the Keras UNet of bench/QAT.md, 3 epochs, batch 32, Adam 1e-4, tflite-int8 Dice for seeds 0 and 1:
-folded 0.9708, 0.9707; batch statistics 0.9706, 0.9706; tfmot 0.9711, 0.9707. The per-tensor dwnet (lr 1e-3)
-kept epoch 0 either way (its rebuilt model lost nothing to PTQ), with epochs 1-3 at 96.66, 96.10, 97.77
-folded and 97.21, 96.94, 97.77 with batch statistics.
+QAT trains this way too by default (quantization_aware's batch_statistics), as tfmot's quantize_model keeps
+the Keras BatchNorm live: on the Keras UNet of bench/QAT.md it is what brings the tflite-int8 Dice up to
+tfmot's (folded training and training under batch statistics in folded units both stayed below it;
+bench/QAT.md gives the figures).
 
 A Conv feeding anything else (a Sigmoid output, a residual Add), ConvTranspose and Gemm train as before.
 """

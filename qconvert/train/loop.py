@@ -13,9 +13,9 @@ the write-back (qconvert/train/batchnorm.py; a pruned model's BatchNorms start a
 scale and shift). Measured on the reference VGG, 3 epochs at Adam 1e-4, top-1 of 359 samples: pruned
 layer-wise to 80%, 98.61 against 95.54 trained folded (global 40%: 99.16 against 97.77); the unpruned tiny
 VGG 99.16 against 98.33 (torch's own model with BatchNorm: 98.9 with batch statistics, 98.6 frozen).
-finetune's batch_statistics=False (--finetune-folded) trains the folded IR as it is. For QAT, training
-under batch statistics (quantization_aware's batch_statistics) measured no better on the Keras UNet and is
-off by default.
+finetune's batch_statistics=False (--finetune-folded) trains the folded IR as it is. QAT trains under
+batch statistics too (quantization_aware's batch_statistics), each layer in its source's units
+(batchnorm.py): on the Keras UNet that is what matches tfmot (bench/QAT.md).
 
 Deterministic: torch seeded, deterministic kernels, and the data order drawn from a generator of its own
 seed; two runs with the same options on the same machine give identical weights.
@@ -287,7 +287,7 @@ def quantization_aware(model: ir.Model, data: TrainData, options: TrainOptions =
     run distils; `float_model`: the prepared float IR the QDQ IR was quantized from, whose float weights
     the training starts from; `masks`: the float IR's pruned weights, held at zero in their shadows;
     `batch_statistics`: Conv-rectifier layers train under BatchNorm batch statistics, refolded afterwards
-    (qconvert/train/batchnorm.py; off: it measured no better than folded, see the module docstring)."""
+    (qconvert/train/batchnorm.py; off: the QDQ IR's folded layers train as they are)."""
     program = qat_program(model, float_model, batch_statistics)
     estimate_statistics(program, data.feeds, batch_size_of(model, options.batch))
     # never_worse: the PTQ IR it starts from is the baseline a user compares QAT with

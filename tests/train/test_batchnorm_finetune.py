@@ -137,3 +137,39 @@ def test_finetuning_under_batch_statistics_recovers_the_pruned_top1(pruned_vgg, 
             for name, model in (("pruned", pruned), ("batch", tuned[True]), ("folded", tuned[False]))}
     assert top1["batch"] > top1["pruned"] + 50, top1
     assert top1["batch"] >= top1["folded"] - 1, top1
+
+
+def test_unfolding_factors_are_powers_of_two_per_output_channel():
+    from qconvert.train.batchnorm import UNFOLD_EXPONENT, unfolding_factor
+
+    np.testing.assert_array_equal(unfolding_factor(None, 3), np.ones(3))
+    np.testing.assert_array_equal(unfolding_factor(np.array([9.09, 0.34, 1.0]).reshape(3, 1, 1, 1), 3), [8, 0.25, 1])
+    np.testing.assert_array_equal(unfolding_factor(np.array([-3.0, 0.0, np.inf]).reshape(3, 1), 3), [4, 1, 1])
+    np.testing.assert_array_equal(unfolding_factor(np.array(2.5), 2), [2, 2])  # one for the whole tensor (nearest in log2)
+    np.testing.assert_array_equal(unfolding_factor(np.ones((1, 4, 1, 1)) * 8, 3), np.ones(3))  # input columns
+    assert unfolding_factor(np.array([1e30]), 1)[0] == 2.0 ** UNFOLD_EXPONENT
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_unfolded_layers_train_on_the_statistics_they_were_measured_with(tiny_vgg, digits, quantized):
+    """On the batch its statistics were measured on, a layer's batch statistics are its running ones, so
+    the training output is the inference output: every layer was measured on its inputs as the program
+    computes them, and in the units it trains in (the tiny VGG's folds are recorded, so its layers unfold)."""
+    from qconvert.passes import prepare_for_int8
+    from qconvert.quant.config import QuantConfig
+    from qconvert.quant.static import quantize_static
+    from qconvert.train.fake_quant import qat_program
+
+    feeds = {"x": digits[0][:64]}
+    if quantized:
+        prepared = prepare_for_int8(tiny_vgg)
+        program = qat_program(quantize_static(prepared, feeds, QuantConfig()), prepared, batch_statistics=True)
+    else:
+        program = trainable_program(tiny_vgg, batch_statistics=True)
+    estimate_statistics(program, feeds, 64)
+    assert any(float(layer.unfolded.max()) != 1.0 for layer in layers(program.module))
+    inference = predict(program, feeds, 64, CPU)
+    program.module.train(True)
+    with torch.no_grad():
+        training = program({"x": torch.from_numpy(feeds["x"])})[0].numpy()
+    assert sqnr_db(inference, training) > (30.0 if quantized else 60.0)
