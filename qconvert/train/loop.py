@@ -102,9 +102,12 @@ def deterministic(options: TrainOptions) -> Iterator[None]:
     if options.device.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode needs it
     previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-                torch.get_num_threads())
+                torch.get_num_threads(), torch.utils.deterministic.fill_uninitialized_memory)
     # warn_only: a kernel with no deterministic form (CUDA's upsampling backward) warns rather than stops
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # the deterministic mode otherwise fills every new tensor with NaN before its kernel writes it, a tenth
+    # of a UNet QAT step (bench/QAT.md); kernels write all they return, so the results are the same
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.set_num_threads(options.threads or previous[2])
     torch.manual_seed(options.seed)
     try:
@@ -112,6 +115,7 @@ def deterministic(options: TrainOptions) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
         torch.set_num_threads(previous[2])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[3]
 
 
 # glibc's mallopt parameters, and its defaults (mallopt(3))
