@@ -44,7 +44,8 @@ the Keras BatchNorm live: on the Keras UNet of bench/QAT.md it is what brings th
 tfmot's (folded training and training under batch statistics in folded units both stayed below it;
 bench/QAT.md gives the figures).
 
-A Conv feeding anything else (a Sigmoid output, a residual Add), ConvTranspose and Gemm train as before.
+A Conv feeding anything else (a Sigmoid output, a residual Add), ConvTranspose and Gemm train as before, and
+so, in QAT, does a Conv the IR records no folded BatchNorm for (fine-tuning gives every Conv-rectifier one).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ from torch import Tensor
 
 from qconvert.backends.torch.ops.conv import CONV, _weight_shape, conv_geometry
 from qconvert.backends.torch.ops.conv import conv as float_conv
-from qconvert.train.fake_quant import (_shadow_of, _zero, _int_const, capped_weight_scale, lsq_fake_quantize,
-                                       lsq_grad_scale, round_to_grid, weight_range)
+from qconvert.train.fake_quant import (_shadow_of, _zero, _int_const, capped_weight_scale, float_name,
+                                       lsq_fake_quantize, lsq_grad_scale, round_to_grid, weight_range)
 
 RECTIFIERS = {"Relu", "Clip", "LeakyRelu", "HardSwish"}
 MOMENTUM = 0.1  # torch's default; Keras's 0.9 (its momentum is 1 - torch's)
@@ -228,15 +229,16 @@ def conv_with_batchnorm(b, node: ir.Node):
     return b.module(f"{node.name or 'conv'}_batchnorm", layer, b.input(node, 0), b.input(node, 1), b.input(node, 2))
 
 
-def quantized_conv_with_batchnorm(b, node: ir.Node, float_weights: dict[str, np.ndarray]):
+def quantized_conv_with_batchnorm(b, node: ir.Node, float_weights: dict[str, np.ndarray], batchnorms: set[str]):
     """The Conv emitter of a QAT program: a QuantizedConvBatchNorm where the conv reads a quantized input, an
-    integer weight (per output channel or per tensor) and an int32 bias, and only a rectifier reads it;
-    else the float conv over the fake-quants."""
+    integer weight (per output channel or per tensor) that a BatchNorm was folded into (its float name in
+    `batchnorms`) and an int32 bias, and only a rectifier reads it; else the float conv over the fake-quants."""
     weight = _quantized_input(node, 1, {ir.DataType.INT8, ir.DataType.UINT8})
     bias = _quantized_input(node, 2, {ir.DataType.INT32})
     activation = node.inputs[0].producer()
     axis = int(b.attr(weight, "axis", 1)) if weight is not None else None
     if weight is None or bias is None or activation is None or activation.op_type != "DequantizeLinear" or \
+            float_name(weight.inputs[0].name) not in batchnorms or \
             not _feeds_a_rectifier(b, node) or (np.size(b.const(weight.inputs[1])) > 1 and axis != 0):
         return float_conv(b, node)
     shape = _weight_shape(b, node)

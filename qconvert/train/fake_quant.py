@@ -347,7 +347,9 @@ def qat_program(model: ir.Model, float_model: ir.Model | None = None, batch_stat
     if batch_statistics:
         from qconvert.train.batchnorm import quantized_conv_with_batchnorm
 
-        emitters["Conv"] = partial(quantized_conv_with_batchnorm, float_weights=float_weights)
+        # only where a BatchNorm was folded (its γ is recorded): QAT adds none to a conv that had none
+        batchnorms = set(fold_factors.gammas(float_model.graph)) if float_model is not None else set()
+        emitters["Conv"] = partial(quantized_conv_with_batchnorm, float_weights=float_weights, batchnorms=batchnorms)
     module, builder, inputs, outputs = build(model, mode="train", target=QAT_TARGET, emitters=emitters)
     if batch_statistics:
         module.graph.eliminate_dead_code()  # the weight and bias fake-quants a ConvBatchNorm computes itself

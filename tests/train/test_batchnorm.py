@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from qconvert.ir import fold_factors
 from qconvert.ir.inputs import random_feeds, specs_from_ir
 from qconvert.passes import prepare_for_int8
 from qconvert.quant.config import QuantConfig
@@ -39,19 +40,31 @@ def _ort(model, feeds) -> np.ndarray:
     return session.run(None, feeds)[0]
 
 
+def _gated_batchnorm(per_channel: bool):
+    """The gated model, its conv recorded as one a BatchNorm was folded into (γ 1, factor 1: k starts at 1)."""
+    model, qdq, feeds = _gated(per_channel)
+    [conv] = [node for node in model.graph if node.op_type == "Conv"]
+    fold_factors.record(model.graph, conv.inputs[1].name, np.ones((2, 1, 1, 1)), np.ones(2))
+    return model, qdq, feeds
+
+
 @pytest.mark.parametrize("per_channel", [True, False])
 def test_only_a_conv_feeding_a_rectifier_gets_a_batchnorm(per_channel):
-    _, qdq, _ = _gated(per_channel)
-    assert len(layers(qat_program(qdq, batch_statistics=True).module)) == 1  # Conv -> Relu
-    assert layers(qat_program(qdq).module) == []  # off by default
-    model = prepare_for_int8(segmenter())  # Conv -> Sigmoid output: no BatchNorm was folded there
+    model, qdq, _ = _gated(per_channel)
+    assert layers(qat_program(qdq, model, batch_statistics=True).module) == []  # no BatchNorm was folded there
+    model, qdq, _ = _gated_batchnorm(per_channel)
+    assert len(layers(qat_program(qdq, model, batch_statistics=True).module)) == 1  # Conv -> Relu
+    assert layers(qat_program(qdq, model).module) == []  # off unless asked for
+    model = prepare_for_int8(segmenter())  # Conv -> Sigmoid output
+    [conv] = [node for node in model.graph if node.op_type == "Conv"]
+    fold_factors.record(model.graph, conv.inputs[1].name, np.ones((conv.inputs[1].shape[0], 1, 1, 1)))
     sigmoid = quantize_static(model, random_feeds(specs_from_ir(model), 16, 0), QuantConfig())
-    assert layers(qat_program(sigmoid, batch_statistics=True).module) == []
+    assert layers(qat_program(sigmoid, model, batch_statistics=True).module) == []
 
 
 @pytest.mark.parametrize("per_channel", [True, False])
 def test_statistics_start_as_the_identity_and_normalise_batches(per_channel):
-    model, qdq, feeds = _gated(per_channel)
+    model, qdq, feeds = _gated_batchnorm(per_channel)
     program = qat_program(qdq, model, batch_statistics=True)
     before = _run(program, feeds)
     estimate_statistics(program, feeds, 16)
@@ -71,7 +84,7 @@ def test_statistics_start_as_the_identity_and_normalise_batches(per_channel):
 
 @pytest.mark.parametrize("per_channel", [True, False])
 def test_trained_batchnorm_folds_into_what_the_program_computed(per_channel):
-    model, qdq, feeds = _gated(per_channel)
+    model, qdq, feeds = _gated_batchnorm(per_channel)
     program = qat_program(qdq, model, batch_statistics=True)
     estimate_statistics(program, feeds, 16)
     train(program, qdq, TrainData(feeds, None, None), TrainOptions(epochs=3, lr=1e-2, batch=16), teacher=model)
