@@ -37,7 +37,7 @@ training digits, 3 epochs, batch 32, Adam 1e-4, the last epoch's top-1 on 359 sa
 98.89; global 60% 92.76, 97.77 (94.99 without the reference); layer-wise 60% 86.63, 93.31 (80.50 without).
 Channel pruning of the reference VGG to 50%, 12 epochs (last epoch): 98.89 at 1e-4 and 98.33 at 1e-3
 (folded: 97.49 at 1e-3 here, after three epochs near ln 10 loss; bench/PRUNE.md's folded run collapsed).
-A training step takes about 1.5x as long (the extra normalisation).
+A training step takes longer (the extra normalisation: bench/QAT.md measures a UNet QAT epoch).
 
 QAT trains this way too by default (quantization_aware's batch_statistics), as tfmot's quantize_model keeps
 the Keras BatchNorm live: on the Keras UNet of bench/QAT.md it is what brings the tflite-int8 Dice up to
