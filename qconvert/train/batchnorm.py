@@ -18,7 +18,7 @@ whatever the parameter's size, so in the folded units the source's BatchNorm sca
 effective rate: on the Keras UNet c runs from 9 (the first conv) to 0.34 (the bottleneck), and training
 folded weights moved the first layer 9x slower and the bottleneck 3x faster than the source's own training
 (and tfmot's, which keeps the BatchNorm) at the same rate. ε, too, is then the source's: it applies to the
-unfolded variance, which on that UNet is down to 1/100 of the folded one. Powers of two keep the start
+unfolded variance, the folded one divided by c². Powers of two keep the start
 exact: running statistics come from one pass over the training inputs with γ = c·√(var + ε) and
 β = c·mean, so k is exactly c and β - mean·k exactly 0, the program starts as the IR and an untrained one
 folds back bit-identical. Without a recorded fold, c is 1. During training the statistics follow the
@@ -41,8 +41,7 @@ A training step takes longer (the extra normalisation: bench/QAT.md measures a U
 
 QAT trains this way too by default (quantization_aware's batch_statistics), as tfmot's quantize_model keeps
 the Keras BatchNorm live: on the Keras UNet of bench/QAT.md it is what brings the tflite-int8 Dice up to
-tfmot's (folded training and training under batch statistics in folded units both stayed below it;
-bench/QAT.md gives the figures).
+tfmot's (training folded, and under batch statistics in folded units, both stayed below it when tried).
 
 A Conv feeding anything else (a Sigmoid output, a residual Add), ConvTranspose and Gemm train as before, and
 so, in QAT, does a Conv the IR records no folded BatchNorm for (fine-tuning gives every Conv-rectifier one).
@@ -106,7 +105,7 @@ class ConvBatchNorm(torch.nn.Module):
             folded = bias * k + (self.beta - self.running_mean * k)
             return self._conv(x, weight, folded if grid is None else round_to_grid(folded, grid))
         # measured and normalised in the statistics' own units, conv(x, W·k) / k + b: BatchNorm's ε is then
-        # the source's, relative to an unfolded layer's variance (a folded one's can be 100x larger)
+        # the source's, relative to an unfolded layer's variance (a folded one's is k² times it)
         unfolded = weight / k.detach().reshape([-1] + [1] * (weight.dim() - 1))
         if self.sums is not None:
             return self._measure(self._conv(x, unfolded, bias))
@@ -269,15 +268,23 @@ def unfolding_factor(factor: np.ndarray | None, channels: int) -> np.ndarray:
     return np.where(usable, np.exp2(exponent), 1.0).astype(np.float32)
 
 
-def _unfold(program) -> None:
-    """Each ConvBatchNorm's weight and bias back in the units the source trained them in, where the IR
-    records the fold (program.fold_factors)."""
+def _with_parameters(program) -> list[tuple[ConvBatchNorm, str, str]]:
+    """Each ConvBatchNorm with the attribute names of the weight and bias Parameters it reads."""
+    found = []
     for node in program.module.graph.nodes:
         layer = program.module.get_submodule(node.target) if node.op == "call_module" else None
         if isinstance(layer, ConvBatchNorm):
-            weight, bias = (program.module.get_parameter(node.args[i].target) for i in layer.ARGS)
-            factor = unfolding_factor(program.fold_factors.get(node.args[layer.ARGS[0]].target), weight.shape[0])
-            layer.unfold(weight, bias, torch.from_numpy(factor).to(weight.device))
+            found.append((layer, *(node.args[i].target for i in layer.ARGS)))
+    return found
+
+
+def _unfold(program) -> None:
+    """Each ConvBatchNorm's weight and bias back in the units the source trained them in, where the IR
+    records the fold (program.fold_factors)."""
+    for layer, weight, bias in _with_parameters(program):
+        parameter = program.module.get_parameter(weight)
+        factor = unfolding_factor(program.fold_factors.get(weight), parameter.shape[0])
+        layer.unfold(parameter, program.module.get_parameter(bias), torch.from_numpy(factor).to(parameter.device))
 
 
 @torch.no_grad()
@@ -312,10 +319,5 @@ def fold(program) -> dict[str, np.ndarray]:
     """Every ConvBatchNorm folded into the Parameters it reads as weight and bias (a QAT program's shadows,
     which the write-back then quantizes). Returns the factor each weight Parameter was multiplied by, by
     attribute name (qconvert/ir/fold_factors.py keeps them for pruning)."""
-    factors = {}
-    for node in program.module.graph.nodes:
-        layer = program.module.get_submodule(node.target) if node.op == "call_module" else None
-        if isinstance(layer, ConvBatchNorm):
-            weight, bias = (node.args[i].target for i in layer.ARGS)
-            factors[weight] = layer.fold(program.module.get_parameter(weight), program.module.get_parameter(bias))
-    return factors
+    return {weight: layer.fold(program.module.get_parameter(weight), program.module.get_parameter(bias))
+            for layer, weight, bias in _with_parameters(program)}

@@ -105,8 +105,8 @@ def deterministic(options: TrainOptions) -> Iterator[None]:
                 torch.get_num_threads(), torch.utils.deterministic.fill_uninitialized_memory)
     # warn_only: a kernel with no deterministic form (CUDA's upsampling backward) warns rather than stops
     torch.use_deterministic_algorithms(True, warn_only=True)
-    # the deterministic mode otherwise fills every new tensor with NaN before its kernel writes it, a tenth
-    # of a UNet QAT step (bench/QAT.md); kernels write all they return, so the results are the same
+    # the deterministic mode otherwise fills every new tensor with NaN before its kernel writes it, a share
+    # of every training step; kernels write all they return, so the results are the same
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.set_num_threads(options.threads or previous[2])
     torch.manual_seed(options.seed)
